@@ -1,0 +1,63 @@
+"""`mlkd` command line: one sub-command per module, each registering its own parser.
+
+Sub-command modules are imported lazily when their parser is built, so `mlkd track` on a
+ground-station install (no torch) never imports the training stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# Each module defines `register(subparsers)`, which adds one parser and sets `func=handler(args) -> int`.
+COMMANDS = [
+    "mlkd_model.commands.track",
+    "mlkd_model.commands.export",
+    "mlkd_training.commands.eval",
+    "mlkd_training.commands.darken",
+    "mlkd_training.commands.report",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlkd",
+        description="Nighttime UAV object tracking after MLKD (mutual-learning knowledge distillation): "
+        "track, export, evaluate and train Siamese trackers.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:  # e.g. training commands on a runtime-only install
+            missing = exc.name or str(exc)
+            stub = sub.add_parser(name.rsplit(".", 1)[1].replace("_", "-"), help=f"(unavailable: needs {missing})")
+            stub.set_defaults(func=lambda _a, m=missing: _unavailable(m))
+            continue
+        module.register(sub)
+    return parser
+
+
+def _unavailable(missing: str) -> int:
+    logging.getLogger("mlkd").error(
+        "this command needs %s, which is not installed; run `scripts/setup.sh train` (or dev)", missing
+    )
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""torch networks: trackers, DarkLighter and the teacher. Import only where torch is installed."""

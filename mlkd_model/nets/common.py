@@ -1,0 +1,29 @@
+"""Pieces shared by the tracker networks and the output record they all return."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+
+class HeadOutput(NamedTuple):
+    cls: torch.Tensor  # B x 2A x S x S classification logits, [class][anchor] channel layout
+    loc: torch.Tensor  # B x 4A x S x S regression (anchor deltas, or ltrb distances)
+    corr: torch.Tensor  # classification-branch correlation map, what L_CRL and L_ML compare
+
+
+def xcorr_depthwise(search: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Per-channel cross-correlation of each search map with its own template kernel (grouped conv)."""
+    b, c = kernel.shape[:2]
+    out = F.conv2d(
+        search.reshape(1, b * c, *search.shape[2:]), kernel.reshape(b * c, 1, *kernel.shape[2:]), groups=b * c
+    )
+    return out.reshape(b, c, *out.shape[2:])
+
+
+def xcorr_pixelwise(search: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Every template position against every search position: B x (Hz*Wz) x Hx x Wx."""
+    b, c, h, w = search.shape
+    return torch.matmul(kernel.reshape(b, c, -1).transpose(1, 2), search.reshape(b, c, -1)).reshape(b, -1, h, w)

@@ -1,0 +1,91 @@
+"""Tracker hyper-parameters: the numbers that tie a network to its tracking loop.
+
+They travel in a model directory's manifest, so an exported model is self-describing and the
+ground station never has to guess crop sizes or penalties.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+FAMILIES = ("nanotrack", "siamrpn_alex")
+
+
+@dataclass(frozen=True)
+class TrackerParams:
+    family: str
+    exemplar_size: int  # template crop, pixels
+    instance_size: int  # search crop while tracking, pixels
+    score_size: int  # side of the score map at instance_size
+    stride: int  # pixels of the search crop per score-map cell
+    context_amount: float = 0.5
+    penalty_k: float = 0.15
+    window_influence: float = 0.42
+    lr: float = 0.3
+    # Channel order the network was trained on. pysot and NanoTrack train on cv2.imread (BGR) images.
+    input_order: str = "bgr"
+    anchor_ratios: tuple[float, ...] = field(default_factory=tuple)
+    anchor_scales: tuple[float, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"unknown tracker family {self.family!r}; expected one of {FAMILIES}")
+        if self.input_order not in ("bgr", "rgb"):
+            raise ValueError(f"input_order must be 'bgr' or 'rgb', got {self.input_order!r}")
+
+    @property
+    def anchor_num(self) -> int:
+        return len(self.anchor_ratios) * len(self.anchor_scales)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["anchor_ratios"] = list(self.anchor_ratios)
+        d["anchor_scales"] = list(self.anchor_scales)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrackerParams:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown tracker parameters {sorted(unknown)}; known: {sorted(known)}")
+        d = dict(d)
+        for key in ("anchor_ratios", "anchor_scales"):
+            if key in d:
+                d[key] = tuple(float(v) for v in d[key])
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> TrackerParams:
+        return TrackerParams.from_dict({**self.to_dict(), **changes})
+
+
+def default_params(family: str) -> TrackerParams:
+    """Defaults of each family, as their official tracking configs set them."""
+    if family == "nanotrack":
+        # NanoTrack v2 release config (penalty 0.148, window 0.462, lr 0.39); 255 -> 16x16, stride 16.
+        return TrackerParams(
+            family="nanotrack",
+            exemplar_size=127,
+            instance_size=255,
+            score_size=16,
+            stride=16,
+            penalty_k=0.148,
+            window_influence=0.462,
+            lr=0.39,
+        )
+    if family == "siamrpn_alex":
+        # pysot siamrpn_alex_dwxcorr / the MLKD configs: 287 -> 21x21, stride 8, 5 anchors.
+        return TrackerParams(
+            family="siamrpn_alex",
+            exemplar_size=127,
+            instance_size=287,
+            score_size=21,
+            stride=8,
+            penalty_k=0.16,
+            window_influence=0.40,
+            lr=0.30,
+            anchor_ratios=(0.33, 0.5, 1.0, 2.0, 3.0),
+            anchor_scales=(8.0,),
+        )
+    raise ValueError(f"unknown tracker family {family!r}; expected one of {FAMILIES}")

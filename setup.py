@@ -1,0 +1,40 @@
+"""One ament_python ROS 2 package that is also a plain pip-installable Python distribution.
+
+The `training/` folder installs as the top-level package `mlkd_training`: a package called
+`training` would collide with any other project's, so the distribution maps the folder to a
+distinct import name (package_dir below) and the code always imports `mlkd_training`.
+"""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "mlkd_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="Nighttime UAV tracking after MLKD: models, training, ONNX runtime and a ROS 2 ground station",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["mlkd_model", "mlkd_model.*", "mlkd_ros", "mlkd_ros.*"])
+    + ["mlkd_training"]
+    + [f"mlkd_training.{p}" for p in find_packages("training")],
+    package_dir={"mlkd_training": "training"},
+    package_data={
+        "mlkd_model.default_model": ["*.onnx", "*.json", "SOURCE.txt"],
+        "mlkd_training": ["configs/*.yaml"],
+    },
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.xml") + glob("launch/*.yaml")),
+    ],
+    install_requires=["numpy>=2", "opencv-python-headless>=4.8", "onnxruntime>=1.16", "pyyaml", "tqdm"],
+    extras_require={"train": ["torch==2.13.0", "onnx", "matplotlib", "tensorboard"]},
+    entry_points={
+        "console_scripts": [
+            "mlkd = mlkd_model.cli:main",
+        ],
+    },
+)
