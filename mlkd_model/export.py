@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import logging
 import shutil
+import warnings
 from pathlib import Path
 
 import torch
@@ -53,24 +54,27 @@ def _export_pair(net: nn.Module, params: TrackerParams, out_dir: Path, prefix: s
         kernels = net.template_kernels(z)
     kernel_names = [f"kernel{i}" for i in range(len(kernels))]
     names = {"template": f"{prefix}template.onnx", "search": f"{prefix}search.onnx"}
-    torch.onnx.export(
-        _TemplateBranch(net),
-        (z,),
-        out_dir / names["template"],
-        input_names=["template"],
-        output_names=kernel_names,
-        opset_version=OPSET,
-        dynamo=False,
-    )
-    torch.onnx.export(
-        _SearchBranch(net),
-        (*kernels, x),
-        out_dir / names["search"],
-        input_names=[*kernel_names, "search"],
-        output_names=["cls", "loc"],
-        opset_version=OPSET,
-        dynamo=False,
-    )
+    # The TorchScript exporter needs no extra packages (the dynamo one needs onnxscript); hush its deprecation notes.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            _TemplateBranch(net),
+            (z,),
+            out_dir / names["template"],
+            input_names=["template"],
+            output_names=kernel_names,
+            opset_version=OPSET,
+            dynamo=False,
+        )
+        torch.onnx.export(
+            _SearchBranch(net),
+            (*kernels, x),
+            out_dir / names["search"],
+            input_names=[*kernel_names, "search"],
+            output_names=["cls", "loc"],
+            opset_version=OPSET,
+            dynamo=False,
+        )
     return {f"{prefix}{role}": name for role, name in names.items()}
 
 

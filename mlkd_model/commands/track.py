@@ -20,6 +20,14 @@ from mlkd_model.sources import SourceError, open_source
 log = logging.getLogger("mlkd.track")
 
 
+def box_arg(text: str) -> tuple[float, float, float, float]:
+    """argparse type for X,Y,W,H that shows the parser's own message on bad input."""
+    try:
+        return parse_box(text)
+    except BoxError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "track",
@@ -33,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--init",
-        type=parse_box,
+        type=box_arg,
         metavar="X,Y,W,H",
         help="target box in the first frame (top-left x, y, width, height in pixels); "
         "defaults to the first ground-truth box of an OTB sequence",

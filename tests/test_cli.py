@@ -1,0 +1,87 @@
+"""`mlkd track` and `mlkd export` as a user runs them, and the no-torch ground-station path."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+from conftest import NANOTRACK_PTH, REPO, SEQUENCES
+
+MLKD = [sys.executable, "-m", "mlkd_model.cli"]
+CROSSING = SEQUENCES / "fixtures" / "otb_Crossing"
+
+
+def run(*args, **kw):
+    return subprocess.run([*MLKD, *map(str, args)], capture_output=True, text=True, cwd=REPO, timeout=300, **kw)
+
+
+def test_track_otb_sequence_defaults_to_first_ground_truth_box(tmp_path, shared):
+    result = run("track", CROSSING, "--out", tmp_path, "--video")
+    assert result.returncode == 0, result.stderr
+    assert "frames/s" in result.stdout
+    boxes = np.loadtxt(tmp_path / "otb_Crossing.txt", delimiter=",")
+    gt = np.loadtxt(CROSSING / "groundtruth_rect.txt", delimiter=",")
+    assert boxes.shape == (len(list((CROSSING / "img").glob("*.jpg"))), 4)
+    assert np.allclose(boxes[0], gt[0])
+    centre_error = np.hypot(*(boxes[:, :2] + boxes[:, 2:] / 2 - gt[:, :2] - gt[:, 2:] / 2).T)
+    assert np.median(centre_error) < 10  # it really tracks the walker
+    assert (tmp_path / "otb_Crossing.mp4").stat().st_size > 10_000
+    assert '"git_revision"' in (tmp_path / "otb_Crossing.json").read_text()
+
+
+def test_track_folder_of_frames_needs_init(tmp_path, shared):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for p in sorted((CROSSING / "img").glob("*.jpg"))[:5]:
+        shutil.copy(p, folder / p.name)
+    missing = run("track", folder, "--out", tmp_path / "out")
+    assert missing.returncode == 2 and "give the target box with --init" in missing.stderr
+    ok = run("track", folder, "--init", "205,151,17,50", "--out", tmp_path / "out")
+    assert ok.returncode == 0, ok.stderr
+    assert len((tmp_path / "out" / "frames.txt").read_text().splitlines()) == 5
+
+
+def test_track_reports_bad_arguments(tmp_path, shared):
+    no_model = run("track", CROSSING, "--model", tmp_path / "nowhere", "--out", tmp_path)
+    assert no_model.returncode == 2 and "model directory" in no_model.stderr and "does not exist" in no_model.stderr
+    outside = run("track", CROSSING, "--init", "900,10,20,20", "--out", tmp_path)
+    assert outside.returncode == 2 and "outside the 360x240 frame" in outside.stderr
+    garbled = run("track", CROSSING, "--init", "1,2,three,4", "--out", tmp_path)
+    assert garbled.returncode == 2 and "expected four numbers" in garbled.stderr
+    no_source = run("track", tmp_path / "missing.mp4", "--out", tmp_path)
+    assert no_source.returncode == 2 and "does not exist" in no_source.stderr
+
+
+def test_export_cli_and_corrupt_checkpoint(tmp_path, shared):
+    out = run("export", NANOTRACK_PTH, "--family", "nanotrack", "--out", tmp_path / "model")
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "model" / "manifest.json").is_file()
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"\x00" * 100)
+    failed = run("export", bad, "--family", "nanotrack", "--out", tmp_path / "m2")
+    assert failed.returncode == 2 and "bad.pth is corrupt" in failed.stderr
+    assert not (tmp_path / "m2").exists()
+
+
+def test_ground_station_path_runs_without_torch(tmp_path, shared):
+    """Tracking with the embedded model must not import torch: run it with torch made unimportable."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        class NoTorch:
+            def find_spec(self, name, path=None, target=None):
+                if name == "torch" or name.startswith("torch."):
+                    raise ImportError("torch is blocked in this test")
+        sys.meta_path.insert(0, NoTorch())
+        from mlkd_model.cli import main
+        code = main(["track", r"{CROSSING}", "--out", r"{tmp_path}"])
+        assert "torch" not in sys.modules
+        sys.exit(code)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert len((tmp_path / "otb_Crossing.txt").read_text().splitlines()) == 120
