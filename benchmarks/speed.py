@@ -64,11 +64,11 @@ def main() -> None:
             }
             rows.append((name, fps))
 
+    print(f"{len(images) - 2} frames of {args.sequence.name}, providers {','.join(providers)}")
     print(
-        f"{len(images) - 2} frames of {args.sequence.name}, providers {','.join(providers)}, {cv2.getNumThreads()} threads"
+        "model                student onnx  student torch  teacher onnx  teacher torch  "
+        "student/teacher (onnx)  onnx/torch (student)"
     )
-    header = "model                student onnx  student torch  teacher onnx  teacher torch  student/teacher (onnx)  onnx/torch (student)"
-    print(header)
     for name, fps in rows:
         print(
             f"{name:20s} {fps['onnx', False]:12.1f}  {fps['torch', False]:13.1f}  {fps['onnx', True]:12.1f}  "
