@@ -35,6 +35,13 @@ setup(
     entry_points={
         "console_scripts": [
             "mlkd = mlkd_model.cli:main",
+            "mlkd-launch = mlkd_ros.launch_xml:main",
+            # ROS 2 node executables (names used by launch/*.launch.xml)
+            "tracker_node = mlkd_ros.tracker_node:main",
+            "follow_controller = mlkd_ros.follow_controller:main",
+            "cle_logger = mlkd_ros.cle_logger:main",
+            "olympe_bridge = mlkd_ros.olympe_bridge:main",
+            "bag_player = mlkd_ros.bag_player:main",
         ],
     },
 )

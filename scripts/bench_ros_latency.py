@@ -110,6 +110,9 @@ def main() -> int:
         if not diags:
             print((log_dir / "tracker.log").read_text(), file=sys.stderr)
             raise SystemExit("tracker node did not come up")
+        t_end = time.monotonic() + 0.5  # discovery is not symmetric: let the node match us back
+        while time.monotonic() < t_end:
+            ex.spin_once(timeout_sec=0.05)
         n = int(args.seconds * args.rate)
         t0 = time.monotonic()
         for i in range(n):

@@ -1,0 +1,226 @@
+"""Follow controller: tracker/box -> cmd_vel (geometry_msgs/Twist), REP-103 conventions.
+
+Sign conventions (body frame, REP-103): +linear.x forward, +linear.z up, +angular.z yaw left
+(counter-clockwise seen from above). Image errors are normalised: ex = (cx - W/2) / (W/2) is
+positive when the target is right of centre, ey = (cy - H/2) / (H/2) positive when it is below
+(image y points down), es = 1 - size / size_at_lock_on positive when the target looks too small.
+So: target left -> +yaw rate; target above -> +vertical speed; target too small -> +forward.
+
+Safety: nothing is published before `follow/enable` (std_srvs/SetBool) is called with true; while
+enabled, a box older than `timeout` or a lost target (empty polygon) commands zero (hover) at
+once, without the acceleration limit (stopping is always allowed), and disabling sends one zero.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from dataclasses import dataclass
+
+import rclpy
+from geometry_msgs.msg import PolygonStamped, Twist
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+from std_srvs.srv import SetBool
+
+from mlkd_model.frames import BoxError
+from mlkd_ros.boxes import polygon_to_box
+from mlkd_ros.dds import CONTROL_QOS
+from mlkd_ros.ros_params import declare
+
+AXES = ("yaw", "z", "x")
+
+
+@dataclass
+class Pid:
+    kp: float
+    ki: float = 0.0
+    kd: float = 0.0
+    i_limit: float = 1.0  # bound on the integral term's contribution (anti-windup)
+    _integral: float = 0.0
+    _last: float | None = None
+
+    def reset(self) -> None:
+        self._integral, self._last = 0.0, None
+
+    def __call__(self, error: float, dt: float) -> float:
+        if self.ki:
+            self._integral += error * dt
+            bound = self.i_limit / self.ki
+            self._integral = min(max(self._integral, -abs(bound)), abs(bound))
+        deriv = 0.0 if self._last is None or dt <= 0 else (error - self._last) / dt
+        self._last = error
+        return self.kp * error + self.ki * self._integral + self.kd * deriv
+
+
+def _deadband(error: float, band: float) -> float:
+    """Zero inside the band and continuous outside it (no jump at the edge)."""
+    if abs(error) <= band:
+        return 0.0
+    return math.copysign(abs(error) - band, error)
+
+
+def _clamp(v: float, limit: float) -> float:
+    return min(max(v, -limit), limit)
+
+
+class FollowLaw:
+    """Pure control law (no ROS): box -> (forward, vertical, yaw rate) with limits."""
+
+    def __init__(self, p: dict[str, float]) -> None:
+        self.p = p
+        self.pid = {a: Pid(p[f"{a}_kp"], p[f"{a}_ki"], p[f"{a}_kd"]) for a in AXES}
+        self.ref_size: float | None = None
+        self.out = {a: 0.0 for a in AXES}
+
+    def reset(self) -> None:
+        for pid in self.pid.values():
+            pid.reset()
+        self.ref_size = None
+        self.out = {a: 0.0 for a in AXES}
+
+    def errors(self, box: tuple[float, float, float, float]) -> dict[str, float]:
+        x, y, w, h = box
+        half_w, half_h = self.p["image_width"] / 2, self.p["image_height"] / 2
+        size = math.sqrt(w * h)
+        if self.ref_size is None:
+            self.ref_size = self.p["target_size"] or size  # lock-on: hold the size first seen
+        return {
+            "yaw": (x + w / 2 - half_w) / half_w,
+            "z": (y + h / 2 - half_h) / half_h,
+            "x": 1.0 - size / self.ref_size,
+        }
+
+    def step(self, box: tuple[float, float, float, float], dt: float) -> dict[str, float]:
+        e = self.errors(box)
+        raw = {
+            "yaw": -self.pid["yaw"](_deadband(e["yaw"], self.p["deadband_yaw"]), dt),  # right -> yaw right (-)
+            "z": -self.pid["z"](_deadband(e["z"], self.p["deadband_z"]), dt),  # below -> descend (-)
+            "x": self.pid["x"](_deadband(e["x"], self.p["deadband_x"]), dt),  # too small -> forward (+)
+        }
+        limits = {"yaw": "max_yaw_rate", "z": "max_vertical_speed", "x": "max_forward_speed"}
+        accels = {"yaw": "max_yaw_accel", "z": "max_linear_accel", "x": "max_linear_accel"}
+        for a in AXES:
+            target = _clamp(raw[a], self.p[limits[a]])
+            max_change = self.p[accels[a]] * dt
+            self.out[a] = self.out[a] + _clamp(target - self.out[a], max_change)
+        return dict(self.out)
+
+    def stop(self) -> None:
+        """Hover now; the next lock-on starts from zero again."""
+        self.reset()
+
+
+class FollowController(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("follow_controller", **kwargs)
+        specs = [
+            ("image_width", 640, "width of the tracked images, pixels", 1, 100000),
+            ("image_height", 480, "height of the tracked images, pixels", 1, 100000),
+            ("control_rate", 20.0, "cmd_vel rate while enabled, Hz", 1.0, 200.0),
+            ("timeout", 0.5, "seconds without a box before commanding zero", 0.05, 10.0),
+            ("target_size", 0.0, "box size sqrt(w*h) to hold, pixels; 0 = the size at lock-on", 0.0, 100000.0),
+        ]
+        gains = {"yaw": (1.0, 0.0, 0.05), "z": (0.8, 0.0, 0.0), "x": (1.5, 0.0, 0.0)}
+        for a, (kp, ki, kd) in gains.items():
+            specs += [
+                (f"{a}_kp", kp, f"{a} proportional gain (output per unit normalised error)", 0.0, 100.0),
+                (f"{a}_ki", ki, f"{a} integral gain", 0.0, 100.0),
+                (f"{a}_kd", kd, f"{a} derivative gain", 0.0, 100.0),
+            ]
+        specs += [
+            ("deadband_yaw", 0.05, "normalised horizontal error treated as zero", 0.0, 1.0),
+            ("deadband_z", 0.05, "normalised vertical error treated as zero", 0.0, 1.0),
+            ("deadband_x", 0.1, "relative size error treated as zero", 0.0, 1.0),
+            ("max_yaw_rate", 0.8, "yaw rate limit, rad/s", 0.0, 10.0),
+            ("max_vertical_speed", 0.5, "vertical speed limit, m/s", 0.0, 10.0),
+            ("max_forward_speed", 1.0, "forward/backward speed limit, m/s", 0.0, 20.0),
+            ("max_yaw_accel", 2.0, "yaw acceleration limit, rad/s^2", 0.0, 100.0),
+            ("max_linear_accel", 1.0, "linear acceleration limit, m/s^2", 0.0, 100.0),
+        ]
+        p = {name: declare(self, name, default, desc, lo, hi) for name, default, desc, lo, hi in specs}
+        p = {k: float(v) for k, v in p.items()}
+        self.law = FollowLaw(p)
+        self.timeout = p["timeout"]
+        self.period = 1.0 / p["control_rate"]
+        self.enabled = False
+        self.box: tuple[float, float, float, float] | None = None
+        self.box_time = 0.0
+        self.holding = True  # last command sent was zero
+        self.pub = self.create_publisher(Twist, "cmd_vel", CONTROL_QOS)
+        self.create_subscription(PolygonStamped, "tracker/box", self._on_box, CONTROL_QOS)
+        self.create_service(SetBool, "follow/enable", self._on_enable)
+        self.create_timer(self.period, self._tick)
+        self._bad_logged: set[str] = set()
+
+    def _on_box(self, msg: PolygonStamped) -> None:
+        self.box_time = time.monotonic()
+        if not msg.polygon.points:
+            self.box = None  # lost
+            return
+        try:
+            box = polygon_to_box(msg.polygon)
+            if box[2] <= 0 or box[3] <= 0:
+                raise BoxError(f"box of zero size {box}")
+        except BoxError as exc:
+            if str(exc) not in self._bad_logged:
+                self._bad_logged.add(str(exc))
+                self.get_logger().error(f"ignoring bad tracker/box: {exc}")
+            self.box = None
+            return
+        self.box = box
+
+    def _on_enable(self, req: SetBool.Request, resp: SetBool.Response) -> SetBool.Response:
+        self.enabled = bool(req.data)
+        self.law.reset()
+        if not self.enabled:
+            self._send(0.0, 0.0, 0.0)
+        resp.success, resp.message = True, "following enabled" if self.enabled else "following disabled (hover)"
+        self.get_logger().info(resp.message)
+        return resp
+
+    def _tick(self) -> None:
+        if not self.enabled:
+            return
+        fresh = self.box is not None and time.monotonic() - self.box_time <= self.timeout
+        if not fresh:
+            if not self.holding:
+                self.get_logger().warn("no target (lost or boxes stopped): hover")
+            self.law.stop()
+            self._send(0.0, 0.0, 0.0)
+            return
+        out = self.law.step(self.box, self.period)
+        self._send(out["x"], out["z"], out["yaw"])
+
+    def _send(self, forward: float, vertical: float, yaw_rate: float) -> None:
+        cmd = Twist()
+        cmd.linear.x, cmd.linear.z, cmd.angular.z = forward, vertical, yaw_rate
+        self.holding = forward == vertical == yaw_rate == 0.0
+        self.pub.publish(cmd)
+
+
+def _raise_interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
+
+
+def main(args: list[str] | None = None) -> None:
+    # Own signal handling: rclpy's would shut the context down before we could send the last zero.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    node = FollowController()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node.enabled and rclpy.ok():
+            node._send(0.0, 0.0, 0.0)  # leave the drone hovering
+            time.sleep(0.2)  # let the reliable writer deliver it before the participant goes
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,319 @@
+"""Run a ROS 2 launch XML file without `ros2 launch` (not available as a wheel).
+
+Understands the subset our launch files use: <arg>, <let>, <set_env>, <group> (with if/unless),
+<node pkg exec name namespace> with <param name value/>, <param from/>, <remap/>, <env/>, and the
+substitutions $(var), $(env), $(optenv), $(find-pkg-share), $(dirname). Each node becomes
+`python -c "<run its main>" --ros-args ...` with the same parameters (in the same order) and remaps
+that `ros2 launch` would give it. Used by the tests and as the `mlkd-launch` command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import logging
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+log = logging.getLogger("mlkd_launch")
+
+# exec name -> "module:function", used when the package is not installed with its console scripts.
+KNOWN_EXECUTABLES = {
+    "tracker_node": "mlkd_ros.tracker_node:main",
+    "follow_controller": "mlkd_ros.follow_controller:main",
+    "cle_logger": "mlkd_ros.cle_logger:main",
+    "olympe_bridge": "mlkd_ros.olympe_bridge:main",
+    "bag_player": "mlkd_ros.bag_player:main",
+}
+_SUBST = re.compile(r"\$\(([a-z\-]+)((?:\s+[^()\s]+)*)\s*\)")
+
+
+class LaunchError(ValueError):
+    """A launch file this runner cannot interpret (missing arg, unknown substitution, bad tag)."""
+
+
+@dataclass
+class NodeSpec:
+    pkg: str
+    exec: str
+    name: str
+    namespace: str = ""
+    params: list[Path | dict] = field(default_factory=list)  # files and inline groups, in launch order
+    remaps: list[tuple[str, str]] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def target(self) -> str:
+        """module:function of the node's main()."""
+        for ep in importlib.metadata.entry_points(group="console_scripts", name=self.exec):
+            if ep.value.split(".")[0] == self.pkg:
+                return ep.value
+        if self.exec in KNOWN_EXECUTABLES:
+            return KNOWN_EXECUTABLES[self.exec]
+        raise LaunchError(f"no executable {self.exec!r} in package {self.pkg!r}")
+
+    def command(self, param_dir: Path, python: str = sys.executable, preamble: str = "") -> list[str]:
+        """argv for this node; inline parameters are written as YAML files under param_dir."""
+        module, func = self.target.split(":")
+        code = f"import sys; from {module} import {func} as _main; sys.exit(_main())"
+        if preamble:  # e.g. the tests' torch import guard
+            code = f"{preamble}\n{code}"
+        ros = ["--ros-args", "-r", f"__node:={self.name}"]
+        if self.namespace:
+            ros += ["-r", f"__ns:={self.namespace if self.namespace.startswith('/') else '/' + self.namespace}"]
+        for i, group in enumerate(self.params):
+            if isinstance(group, dict):
+                path = param_dir / f"{self.name}_{i}.yaml"
+                path.write_text(yaml.safe_dump({"/**": {"ros__parameters": group}}))
+                group = path
+            ros += ["--params-file", str(group)]
+        for src, dst in self.remaps:
+            ros += ["-r", f"{src}:={dst}"]
+        return [python, "-c", code, *ros]
+
+
+@dataclass
+class LaunchDescription:
+    nodes: list[NodeSpec]
+    env: dict[str, str]
+    args: dict[str, str]
+
+
+def find_pkg_share(pkg: str) -> Path:
+    """The package's share dir: ament index (colcon install), else a source checkout or a pip install."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory(pkg))
+    except Exception:  # no ament index, or the package is not in it
+        pass
+    if pkg == "mlkd_ros":
+        # Source checkout: launch/ beside the package; pip install: setup.py's data_files under the prefix.
+        for candidate in (Path(__file__).resolve().parents[1], Path(sys.prefix) / "share" / pkg):
+            if (candidate / "launch").is_dir():
+                return candidate
+    raise LaunchError(f"package {pkg!r} not found (no ament index entry, no launch/ folder)")
+
+
+class _Context:
+    def __init__(self, path: Path, args: dict[str, str]) -> None:
+        self.path, self.given, self.vars, self.env = path, dict(args), {}, {}
+
+    def sub(self, text: str | None) -> str:
+        if text is None:
+            return ""
+        for _ in range(10):  # nested substitutions resolve innermost first
+            new = _SUBST.sub(self._one, text)
+            if new == text:
+                return new
+            text = new
+        return text
+
+    def _one(self, m: re.Match) -> str:
+        kind, rest = m.group(1), m.group(2).split()
+        if kind == "var":
+            if rest[0] not in self.vars:
+                raise LaunchError(f"{self.path.name}: $(var {rest[0]}) used before its <arg>/<let>")
+            return self.vars[rest[0]]
+        if kind in ("env", "optenv"):
+            default = " ".join(rest[1:]) if len(rest) > 1 else None
+            value = os.environ.get(rest[0], self.env.get(rest[0], default))
+            if value is None and kind == "env":
+                raise LaunchError(f"{self.path.name}: environment variable {rest[0]} is not set")
+            return value or ""
+        if kind == "find-pkg-share":
+            return str(find_pkg_share(rest[0]))
+        if kind == "dirname":
+            return str(self.path.parent)
+        raise LaunchError(f"{self.path.name}: substitution $({kind}) is not supported by mlkd-launch")
+
+    def enabled(self, el: ET.Element) -> bool:
+        truth = {"true": True, "1": True, "false": False, "0": False}
+        for attr, want in (("if", True), ("unless", False)):
+            if attr in el.attrib:
+                value = self.sub(el.get(attr)).strip().lower()
+                if value not in truth:
+                    raise LaunchError(f"{self.path.name}: {attr}={value!r} is not true/false")
+                if truth[value] != want:
+                    return False
+        return True
+
+
+def _param_value(text: str):
+    """Typed like launch_ros: the value string is read as YAML (empty string stays a string)."""
+    if text == "":
+        return ""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return text if value is None or isinstance(value, dict) else value
+
+
+def parse_launch(path: str | Path, args: dict[str, str] | None = None) -> LaunchDescription:
+    path = Path(path)
+    ctx = _Context(path, args or {})
+    nodes: list[NodeSpec] = []
+    _walk(ET.parse(path).getroot(), ctx, nodes)
+    unknown = set(ctx.given) - set(ctx.vars)
+    if unknown:
+        raise LaunchError(f"{path.name} declares no argument(s) {sorted(unknown)}; it has {sorted(ctx.vars)}")
+    return LaunchDescription(nodes, ctx.env, dict(ctx.vars))
+
+
+def _walk(root: ET.Element, ctx: _Context, nodes: list[NodeSpec]) -> None:
+    for el in root:
+        if not isinstance(el.tag, str) or not ctx.enabled(el):
+            continue
+        if el.tag == "arg":
+            name = el.get("name")
+            if name in ctx.given:
+                ctx.vars[name] = ctx.given[name]
+            elif "default" in el.attrib:
+                ctx.vars[name] = ctx.sub(el.get("default"))
+            else:
+                raise LaunchError(f"{ctx.path.name}: argument {name!r} is required ({el.get('description', '')})")
+        elif el.tag == "let":
+            ctx.vars[el.get("name")] = ctx.sub(el.get("value"))
+        elif el.tag == "set_env":
+            ctx.env[el.get("name")] = ctx.sub(el.get("value"))
+        elif el.tag == "group":
+            _walk(el, ctx, nodes)
+        elif el.tag == "node":
+            nodes.append(_node(el, ctx))
+        else:
+            log.warning("%s: <%s> ignored by mlkd-launch", ctx.path.name, el.tag)
+
+
+def _node(el: ET.Element, ctx: _Context) -> NodeSpec:
+    spec = NodeSpec(
+        pkg=ctx.sub(el.get("pkg")),
+        exec=ctx.sub(el.get("exec")),
+        name=ctx.sub(el.get("name")) or ctx.sub(el.get("exec")),
+        namespace=ctx.sub(el.get("namespace")),
+    )
+    for child in el:
+        if not isinstance(child.tag, str) or not ctx.enabled(child):
+            continue
+        if child.tag == "param" and "from" in child.attrib:
+            spec.params.append(Path(ctx.sub(child.get("from"))))
+        elif child.tag == "param":
+            if not spec.params or not isinstance(spec.params[-1], dict):
+                spec.params.append({})
+            spec.params[-1][ctx.sub(child.get("name"))] = _param_value(ctx.sub(child.get("value")))
+        elif child.tag == "remap":
+            spec.remaps.append((ctx.sub(child.get("from")), ctx.sub(child.get("to"))))
+        elif child.tag == "env":
+            spec.env[ctx.sub(child.get("name"))] = ctx.sub(child.get("value"))
+        else:
+            log.warning("%s: <%s> inside <node> ignored by mlkd-launch", ctx.path.name, child.tag)
+    return spec
+
+
+def select(desc: LaunchDescription, only: list[str] | None) -> list[NodeSpec]:
+    """Nodes whose name (or exec) is in `only`; all when only is None."""
+    if only is None:
+        return list(desc.nodes)
+    known = {n.name for n in desc.nodes} | {n.exec for n in desc.nodes}
+    missing = set(only) - known
+    if missing:
+        raise LaunchError(f"no node(s) {sorted(missing)} in the launch file; it has {sorted(known)}")
+    return [n for n in desc.nodes if n.name in only or n.exec in only]
+
+
+def start(
+    desc: LaunchDescription,
+    only: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    log_dir: Path | None = None,
+    preamble: str = "",
+) -> dict[str, subprocess.Popen]:
+    """Start the selected nodes as processes; stdout+stderr go to log_dir/<name>.log when given."""
+    param_dir = Path(tempfile.mkdtemp(prefix="mlkd_launch_")) if log_dir is None else log_dir
+    base = dict(os.environ if env is None else env)
+    base.update(desc.env)
+    if env is not None:  # the caller's explicit environment wins over <set_env> (tests pin DDS settings)
+        base.update(env)
+    # rcutils writes INFO to stdout, fully buffered when that is a file: line-buffer it for live logs.
+    base.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "1")
+    procs = {}
+    for spec in select(desc, only):
+        out = open(log_dir / f"{spec.name}.log", "wb") if log_dir else None  # closed by the child when it exits
+        procs[spec.name] = subprocess.Popen(
+            spec.command(param_dir, preamble=preamble),
+            env={**base, **spec.env},
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+            start_new_session=True,  # a Ctrl-C in the terminal reaches us once; we forward it
+        )
+        log.info("started %s (%s) pid %d", spec.name, spec.target, procs[spec.name].pid)
+    return procs
+
+
+def stop(procs: dict[str, subprocess.Popen], timeout: float = 5.0) -> None:
+    """SIGINT (what ros2 launch sends), then SIGTERM, then SIGKILL for what is still running."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        alive = [p for p in procs.values() if p.poll() is None]
+        for p in alive:
+            p.send_signal(sig)
+        deadline = time.monotonic() + timeout
+        while any(p.poll() is None for p in alive) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="mlkd-launch", description=__doc__.splitlines()[0])
+    ap.add_argument("launch", nargs="+", help="FILE.launch.xml, or PACKAGE FILE.launch.xml, then name:=value args")
+    ap.add_argument("--only", nargs="+", metavar="NODE", help="start only these nodes (name or exec)")
+    ap.add_argument("--print", action="store_true", help="print the commands instead of running them")
+    ns = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[mlkd-launch] %(message)s")
+    extra = [w for w in ns.only or [] if ":=" in w]  # `--only a b x:=1` swallows the launch args
+    ns.only = [w for w in ns.only if ":=" not in w] if ns.only else None
+    words = [w for w in ns.launch if ":=" not in w]
+    launch_args = dict(w.split(":=", 1) for w in ns.launch + extra if ":=" in w)
+    if len(words) == 2:
+        path = find_pkg_share(words[0]) / "launch" / words[1]
+    elif len(words) == 1:
+        path = Path(words[0])
+        if not path.exists():
+            path = find_pkg_share("mlkd_ros") / "launch" / words[0]
+    else:
+        ap.error("give one launch file (or a package and a launch file)")
+    try:
+        desc = parse_launch(path, launch_args)
+        if ns.print:
+            tmp = Path(tempfile.mkdtemp(prefix="mlkd_launch_"))
+            for spec in select(desc, ns.only):
+                print(shlex.join(spec.command(tmp)))
+            return 0
+        procs = start(desc, ns.only)
+    except LaunchError as exc:
+        log.error("%s", exc)
+        return 2
+    try:
+        while all(p.poll() is None for p in procs.values()):
+            time.sleep(0.2)
+        for name, p in procs.items():
+            if p.poll() is not None:
+                log.warning("%s exited with %s; stopping the others", name, p.returncode)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop(procs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

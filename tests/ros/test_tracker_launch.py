@@ -1,0 +1,208 @@
+"""The tracker node, started from the launch XML, tracks otb_Crossing streamed at 30 Hz."""
+
+from __future__ import annotations
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from geometry_msgs.msg import Point32, PointStamped, PolygonStamped
+from sensor_msgs.msg import Image
+
+from mlkd_model.metrics import iou
+from mlkd_ros.boxes import polygon_to_box
+from mlkd_ros.dds import CONTROL_QOS
+from mlkd_ros.image_conversion import numpy_to_image
+
+# Offline, the embedded NanoTrack v2 ONNX tracker reaches mean IoU 0.76 (min 0.52) on these 119
+# frames. The node sees the same frames but may skip some under CPU load (the host is shared), which
+# can only cost a little on this slow sequence: require the offline mean minus 0.15, and never < 0.55.
+IOU_MARGIN = 0.15
+IOU_FLOOR = 0.55
+
+
+def init_msg(header, box, corners: int = 2) -> PolygonStamped:
+    x, y, w, h = (float(v) for v in box)
+    pts = [(x, y), (x + w, y + h)] if corners == 2 else [(x, y), (x + w, y), (x + w, y + h), (x, y + h)]
+    msg = PolygonStamped(header=header)
+    msg.polygon.points = [Point32(x=px, y=py) for px, py in pts]
+    return msg
+
+
+def offline_mean_iou(frames, gt) -> float:
+    from mlkd_model.load import load_tracker
+
+    tracker = load_tracker()
+    tracker.init(frames[0], gt[0])
+    boxes = [tracker.track(f)[0] for f in frames[1:]]
+    return float(iou(np.asarray(boxes), gt[1:]).mean())
+
+
+def status_of(diags: list) -> DiagnosticStatus:
+    return diags[-1][1].status[0]
+
+
+def values(status: DiagnosticStatus) -> dict[str, str]:
+    return {kv.key: kv.value for kv in status.values}
+
+
+def test_tracker_from_launch_matches_ground_truth(launcher, probe, camera, sequence):
+    frames, gt = sequence
+    launcher.start("ground_station.launch.xml", ["tracker"])
+    boxes = probe.record(PolygonStamped, "tracker/box", CONTROL_QOS)
+    cles = probe.record(PointStamped, "tracker/cle", CONTROL_QOS)
+    diags = probe.record(DiagnosticArray, "/diagnostics", CONTROL_QOS)
+    init_pub = probe.node.create_publisher(PolygonStamped, "tracker/init", CONTROL_QOS)
+    cam = camera
+    cam.wait_connected()
+    assert probe.spin_until(lambda: init_pub.get_subscription_count() > 0 and diags, 20), launcher.log("tracker")
+
+    # Init names frame 0 by its stamp; it is sent after a few more frames, as an operator's click would be.
+    first = {}
+
+    def on_frame(i, msg):
+        if i == 0:
+            first["header"] = msg.header
+        if i == 3:
+            init_pub.publish(init_msg(first["header"], gt[0], corners=4))
+
+    cam.stream(len(frames), on_frame=on_frame)
+    probe.spin(1.0)
+
+    tracked = [(t, m) for t, m in boxes if m.polygon.points]
+    assert len(tracked) >= 0.6 * len(frames), f"only {len(tracked)} boxes\n{launcher.log('tracker')[-3000:]}"
+    index = []
+    for _, m in tracked:
+        key = (m.header.stamp.sec, m.header.stamp.nanosec)
+        assert key in cam.sent, "a box header must be the header of an image we sent"
+        assert m.header.frame_id == "camera"
+        index.append(cam.sent[key])
+    assert index[0] == 0, "the init must land on the frame its stamp names"
+    pred = np.asarray([polygon_to_box(m.polygon) for _, m in tracked])
+    node_iou = float(iou(pred[1:], gt[index[1:]]).mean())
+    reference = offline_mean_iou(frames, gt)
+    assert node_iou >= max(IOU_FLOOR, reference - IOU_MARGIN), (node_iou, reference)
+
+    # CLE live: box centre minus image centre, same header as the box.
+    _, cle = cles[-1]
+    key = (cle.header.stamp.sec, cle.header.stamp.nanosec)
+    box = polygon_to_box(next(m for _, m in tracked if (m.header.stamp.sec, m.header.stamp.nanosec) == key).polygon)
+    w = frames[0].shape[1]
+    assert abs(cle.point.x - (box[0] + (box[2] - 1) / 2 - (w - 1) / 2)) < 1e-3
+    assert abs(cle.point.z - np.hypot(cle.point.x, cle.point.y)) < 1e-3
+
+    st = status_of(diags)
+    v = values(st)
+    assert st.level == DiagnosticStatus.OK and v["state"] == "tracking", (st.message, v)
+    processed, dropped = int(v["frames_processed"]), int(v["frames_dropped"])
+    assert processed + dropped <= int(v["frames_received"]) <= len(frames)
+    assert float(v["latency_ms"]) < 1000
+
+
+def test_replay_launch_logs_cle_against_ground_truth(launcher, probe, camera, sequence, tmp_path):
+    _, gt = sequence
+    csv = tmp_path / "cle.csv"
+    launcher.start(
+        "replay.launch.xml", ["tracker", "cle_logger"], ground_truth_topic="tracker/ground_truth", cle_csv=str(csv)
+    )
+    gt_pub = probe.node.create_publisher(PolygonStamped, "tracker/ground_truth", CONTROL_QOS)
+    init_pub = probe.node.create_publisher(PolygonStamped, "tracker/init", CONTROL_QOS)
+    cles = probe.record(PointStamped, "tracker/cle", CONTROL_QOS)
+    cam = camera
+    cam.wait_connected()
+    assert probe.spin_until(
+        lambda: gt_pub.get_subscription_count() and probe.node.count_subscribers("tracker/cle") >= 2, 20
+    )
+
+    def on_frame(i, msg):
+        gt_pub.publish(init_msg(msg.header, gt[i], corners=4))
+        if i == 0:
+            init_pub.publish(init_msg(msg.header, gt[0]))
+
+    cam.stream(60, on_frame=on_frame)
+    probe.spin(1.0)
+    errors = np.asarray([m.point.z for _, m in cles])
+    assert len(errors) >= 30
+    # Against ground truth the CLE is the tracking error: a few pixels on this sequence (live it would be
+    # the distance to the image centre, ~30-60 px here).
+    assert np.median(errors) < 10, errors
+    lines = csv.read_text().splitlines()
+    assert lines[0] == "stamp,x,y,w,h,cle_x,cle_y,cle"
+    assert len(lines) - 1 >= len(errors) - 5
+
+
+def set_param(probe, name: str, value) -> bool:
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    if isinstance(value, str):
+        pv = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+    else:
+        pv = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
+    req = SetParameters.Request(parameters=[Parameter(name=name, value=pv)])
+    return probe.call(SetParameters, "tracker/set_parameters", req).results[0].successful
+
+
+def test_redetect_policies(launcher, probe, camera, sequence):
+    """Noise frames make the score collapse: `recover` reports lost then resumes, `stop` stays lost."""
+    _, gt = sequence
+    launcher.start("ground_station.launch.xml", ["tracker"])
+    boxes = probe.record(PolygonStamped, "tracker/box", CONTROL_QOS)
+    diags = probe.record(DiagnosticArray, "/diagnostics", CONTROL_QOS)
+    init_pub = probe.node.create_publisher(PolygonStamped, "tracker/init", CONTROL_QOS)
+    camera.wait_connected()
+    assert probe.wait_matched(init_pub, 20)
+    rng = np.random.default_rng(0)
+    noise = [rng.integers(0, 256, camera.height * camera.width * 3, dtype=np.uint8) for _ in range(4)]
+
+    def noise_frames(n: int) -> None:
+        for i in range(n):
+            msg = Image(height=camera.height, width=camera.width, encoding="bgr8", step=camera.width * 3)
+            msg.data = numpy_to_image(noise[i % 4].reshape(camera.height, camera.width, 3)).data
+            camera.publish(msg)
+            probe.spin(1 / 30)
+
+    def start_tracking() -> None:
+        camera.index = 0
+        camera.stream(5, on_frame=lambda i, m: i == 0 and init_pub.publish(init_msg(m.header, gt[0])))
+        probe.spin(0.2)
+
+    for policy in ("recover", "stop"):
+        assert set_param(probe, "redetect_policy", policy)
+        assert set_param(probe, "lost_frames", 5)
+        start_tracking()
+        assert boxes and boxes[-1][1].polygon.points, policy
+        noise_frames(12)
+        probe.spin(0.3)
+        assert not boxes[-1][1].polygon.points, f"{policy}: noise must end in 'lost' (empty polygon)"
+        probe.spin_until(lambda: diags and values(status_of(diags))["state"] == "lost", 3)
+        assert status_of(diags).level == DiagnosticStatus.WARN
+        n = len(boxes)
+        camera.index = 20
+        camera.stream(20)
+        probe.spin(0.3)
+        resumed = [m for _, m in boxes[n:] if m.polygon.points]
+        assert bool(resumed) == (policy == "recover"), policy
+    assert not set_param(probe, "redetect_policy", "bogus")
+
+
+def test_cle_reference_from_ground_truth_file(env, domain_id, tmp_path):
+    """Replay without a ground-truth topic: line i of the file is the reference of the i-th image."""
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.parameter import Parameter
+    from std_msgs.msg import Header
+
+    from mlkd_ros.tracker_node import TrackerNode
+
+    gt = tmp_path / "groundtruth_rect.txt"
+    gt.write_text("10,20,31,41\nnan,nan,nan,nan\n")
+    ctx = Context()
+    rclpy.init(context=ctx, domain_id=domain_id)
+    node = TrackerNode(context=ctx, parameter_overrides=[Parameter("ground_truth_file", value=str(gt))])
+    try:
+        assert node._reference(Header(), 0) == (25.0, 40.0)
+        assert node._reference(Header(), 1) is None  # unlabeled frame: CLE falls back to the image centre
+        assert node._reference(Header(), 2) is None
+    finally:
+        node.stop()
+        node.destroy_node()
+        rclpy.shutdown(context=ctx)
