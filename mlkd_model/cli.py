@@ -18,6 +18,7 @@ COMMANDS = [
     "mlkd_training.commands.eval",
     "mlkd_training.commands.darken",
     "mlkd_training.commands.report",
+    "mlkd_training.commands.train",
 ]
 
 

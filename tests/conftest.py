@@ -1,17 +1,11 @@
-"""Shared test fixtures: where the real data lives (../shared beside the repo)."""
+"""Shared test fixtures."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-SEQUENCES = SHARED / "data" / "sequences"
-WEIGHTS = SHARED / "weights"
-NANOTRACK_PTH = WEIGHTS / "nanotrack_v2" / "nanotrackv2.pth"
-DARKLIGHTER_PTH = WEIGHTS / "darklighter" / "Epoch193.pth"
+from shared_paths import SHARED
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import sys
 import textwrap
 
 import numpy as np
-from conftest import NANOTRACK_PTH, REPO, SEQUENCES
+from shared_paths import NANOTRACK_PTH, REPO, SEQUENCES
 
 MLKD = [sys.executable, "-m", "mlkd_model.cli"]
 CROSSING = SEQUENCES / "fixtures" / "otb_Crossing"

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import yaml
-from conftest import REPO
+from shared_paths import REPO
 
 DOCKER = REPO / "docker"
 DOCKERFILES = [DOCKER / "ground_station.Dockerfile", DOCKER / "train.Dockerfile"]

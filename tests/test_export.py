@@ -8,7 +8,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import DARKLIGHTER_PTH, NANOTRACK_PTH
+from shared_paths import DARKLIGHTER_PTH, NANOTRACK_PTH
 from test_networks import pysot_alex_state, real_crops
 
 from mlkd_model.default_model import MODEL_DIR

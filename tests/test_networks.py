@@ -7,7 +7,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import DARKLIGHTER_PTH, NANOTRACK_PTH, SEQUENCES, SHARED
+from shared_paths import DARKLIGHTER_PTH, NANOTRACK_PTH, SEQUENCES, SHARED
 
 from mlkd_model.nets.build import build_darklighter, build_tracker
 from mlkd_model.nets.checkpoint import CheckpointError, read_checkpoint

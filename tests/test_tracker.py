@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from conftest import SEQUENCES, WEIGHTS
+from shared_paths import SEQUENCES, WEIGHTS
 
 from mlkd_model.frames import BoxError, FrameError
 from mlkd_model.load import load_tracker

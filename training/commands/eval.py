@@ -1,0 +1,63 @@
+"""`mlkd eval DATA --tracker NAME[=MODEL] ...`: one-pass evaluation of trackers on a dataset."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from mlkd_training.datasets import DatasetError
+
+log = logging.getLogger(__name__)
+
+TRACKER_HELP = """tracker to run, repeatable: NAME[=MODEL].
+  default            the embedded default model (ONNX Runtime); NAME=DIR runs any exported model directory
+  teacher[=DIR]      DarkLighter enhancer then the tracker (enhance=True)
+  nanotrack[=DIR]    the same model through the torch backend (checks the export)
+  opencv_nano[=BACKBONE.onnx,HEAD.onnx]  OpenCV's cv2.TrackerNano; defaults to shared/weights/nanotrack_v2"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "eval",
+        help="one-pass evaluation (success, precision, normalized precision) of trackers on a dataset",
+        description="Run trackers over every sequence of DATA and score them as pysot-toolkit does. Writes "
+        "DIR/results/<dataset>/<tracker>/<seq>.txt, DIR/summary.json and DIR/config.json; re-running skips "
+        "finished sequences.",
+        formatter_class=argparse.RawTextHelpFormatter,
+    )
+    p.add_argument("data", type=Path, help="dataset folder (OTB/UAV123/UAVDark135/NAT2021/... layout), or pysot JSON")
+    p.add_argument("--tracker", "-t", action="append", required=True, metavar="NAME[=MODEL]", help=TRACKER_HELP)
+    p.add_argument("--darken", type=int, metavar="SEED", help="apply the night simulation on the fly, with this seed")
+    p.add_argument("--out", type=Path, default=Path("eval_out"), help="output folder (default: eval_out)")
+    p.set_defaults(func=handler)
+
+
+def handler(args: argparse.Namespace) -> int:
+    from mlkd_training.evaluate import TrackerSpec, evaluate
+
+    try:
+        specs = [TrackerSpec.parse(t) for t in args.tracker]
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        log.error("tracker names must be unique, got %s", names)
+        return 2
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"}
+    try:
+        summary = evaluate(args.data, specs, args.out, args.darken, config)
+    except (DatasetError, FileNotFoundError, ValueError) as exc:
+        log.error("%s", exc)
+        return 1
+    print(f"{summary['dataset']}: {summary['sequences']} sequences -> {args.out}")
+    print(f"{'tracker':<16}{'success':>9}{'norm.prec':>11}{'prec@20':>9}{'fps':>8}{'excluded':>10}")
+    for name in names:
+        t = summary["trackers"][name]
+        fps = f"{t['fps']:.1f}" if t["fps"] else "-"
+        print(
+            f"{name:<16}{t['success_auc']:>9.3f}{t['norm_precision_20']:>11.3f}{t['precision_20']:>9.3f}"
+            f"{fps:>8}{t['excluded_frames']:>10}"
+        )
+    return 0
