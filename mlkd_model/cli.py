@@ -19,6 +19,9 @@ COMMANDS = [
     "mlkd_training.commands.darken",
     "mlkd_training.commands.report",
     "mlkd_training.commands.train",
+    "mlkd_ros.commands.record",
+    "mlkd_ros.commands.replay",
+    "mlkd_ros.commands.bag_from_frames",
 ]
 
 

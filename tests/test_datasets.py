@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from mlkd_training.datasets import (
     DatasetError,
     Sequence,

@@ -144,3 +144,15 @@ def test_darklighter_brightens_real_night_frame(shared):
         out = enhancer(rgb)
     assert torch.isfinite(out).all()
     assert out.mean() > rgb.mean() * 1.5, (float(rgb.mean()), float(out.mean()))
+
+
+def test_pixelwise_correlation_gradient_at_batch_one():
+    """Finite differences agree with autograd through BatchNorm + pixel-wise xcorr with one sample."""
+    from mlkd_model.nets.common import xcorr_pixelwise
+
+    torch.manual_seed(0)
+    bn = torch.nn.BatchNorm2d(8).double().eval()
+    bn.running_var.uniform_(0.5, 2)
+    search = torch.randn(1, 8, 5, 5, dtype=torch.float64)
+    template = torch.randn(1, 8, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda z: xcorr_pixelwise(search, bn(z)).square().sum(), (template,))

@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from mlkd_training.night import (
     NightParams,
     NightRanges,

@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+from tqdm import tqdm
+
+from mlkd_model import metrics as M
 from mlkd_training.datasets import (
     DatasetError,
     Sequence,
@@ -32,9 +35,6 @@ from mlkd_training.datasets import (
     read_boxes,
 )
 from mlkd_training.night import darken, frame_rng, sequence_params
-from tqdm import tqdm
-
-from mlkd_model import metrics as M
 
 log = logging.getLogger(__name__)
 

@@ -24,6 +24,12 @@ def xcorr_depthwise(search: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 
 
 def xcorr_pixelwise(search: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """Every template position against every search position: B x (Hz*Wz) x Hx x Wx."""
+    """Every template position against every search position: B x (Hz*Wz) x Hx x Wx.
+
+    Computed as (search^T kernel)^T: the direct kernel^T search form hands BatchNorm's backward a
+    gradient layout for which torch 2.13 on CPU returns wrong input gradients at batch size 1
+    (tests/test_networks.py checks the gradient against finite differences).
+    """
     b, c, h, w = search.shape
-    return torch.matmul(kernel.reshape(b, c, -1).transpose(1, 2), search.reshape(b, c, -1)).reshape(b, -1, h, w)
+    corr = torch.matmul(search.reshape(b, c, -1).transpose(1, 2), kernel.reshape(b, c, -1))
+    return corr.transpose(1, 2).reshape(b, -1, h, w)

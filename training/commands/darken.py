@@ -11,6 +11,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
+
 from mlkd_training.datasets import (
     GT_NAMES,
     DatasetError,
@@ -19,7 +21,6 @@ from mlkd_training.datasets import (
     read_boxes,
 )
 from mlkd_training.night import darken, frame_rng, sequence_params
-from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,52 @@
+"""`mlkd train`: MLKD training (teacher + students, mutual learning) from a YAML config.
+
+One process: runs in place (CPU or one GPU). --nproc N: relaunches itself under torchrun with N
+processes on this machine (one per GPU; gloo on CPU). For several machines call torchrun directly
+(see docs/training.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+
+log = logging.getLogger("mlkd.train")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train MLKD students from a YAML config (needs torch)",
+        description="Distil a frozen teacher into n students with correlation losses and the mutual-learning "
+        "room; checkpoints, CSV/TensorBoard logs and run info go to RUN_DIR. Configs: training/configs/*.yaml.",
+    )
+    p.add_argument("--config", required=True, help="YAML run configuration")
+    p.add_argument("--run-dir", required=True, help="output folder (checkpoints, logs, students, run info)")
+    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt if it exists")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.epochs=2 (repeatable)")
+    p.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (partial run)")
+    p.add_argument("--nproc", type=int, default=1, help="processes on this machine (torchrun + DDP), e.g. #GPUs")
+    p.set_defaults(func=run, debug_kill_at_step=None)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(args.nproc),
+               "-m", "mlkd_training.trainer", "--config", args.config, "--run-dir", args.run_dir,
+               "--device", args.device]
+        cmd += ["--resume"] if args.resume else []
+        cmd += [f"--set={o}" for o in args.overrides]
+        cmd += ["--max-steps", str(args.max_steps)] if args.max_steps is not None else []
+        log.info("launching: %s", " ".join(cmd))
+        return subprocess.call(cmd)
+    try:
+        from mlkd_training.trainer import run_from_args
+    except ImportError as exc:
+        log.error("training needs %s; install requirements/train.txt (scripts/setup.sh train)", exc.name or exc)
+        return 2
+    return run_from_args(args)

@@ -1,0 +1,297 @@
+"""Training pairs: sampling, crops with shift/scale augmentation, darkening, and the targets of each family.
+
+Every sample is a pure function of (seed, epoch, index): its own generator draws the sequence,
+frames, augmentation and night parameters. Data order therefore does not depend on the number of
+DataLoader workers or DDP ranks, and a resumed run sees exactly the batches it would have seen.
+
+Target generation follows the facts of pysot (SiamRPN anchors: IoU > 0.6 positive, < 0.3 negative,
+16 positives and 64 labelled anchors at most; deltas (dx/w, dy/h, log tw/w, log th/h)) and of
+SiamBAN / NanoTrack (points inside the ellipse of radii w/4, h/4 around the target centre are
+positive, outside radii w/2, h/2 negative; ltrb distances to the box edges).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from mlkd_model.params import default_params
+from mlkd_model.tracker import generate_anchors, generate_points
+from mlkd_training.datasets import DatasetError, Sequence, load_dataset
+from mlkd_training.night import NightParams, darken
+
+log = logging.getLogger(__name__)
+
+EXEMPLAR_SIZE = 127
+SEARCH_SIZE = 255
+# Score-map geometry for a 255 search crop while training (the tracker uses 287 -> 21 for SiamRPN).
+TRAIN_SCORE = {"siamrpn_alex": (17, 8), "nanotrack": (16, 16)}  # (size, stride)
+
+
+@dataclass
+class DataConfig:
+    roots: list[str]  # dataset folders (any layout `load_dataset` reads)
+    samples_per_epoch: int = 6400
+    frame_range: int = 100  # search frame within +- this many frames of the template frame
+    neg_prob: float = 0.2  # fraction of negative pairs (search crop from another sequence)
+    template_shift: float = 4.0  # pixels of the output crop
+    template_scale: float = 0.05
+    search_shift: float = 64.0
+    search_scale: float = 0.18
+    darken: bool = True  # students see darkened crops (night simulation of training/night.py)
+    clean: bool = False  # also return the clean crops (the `clean` teacher needs them)
+    workers: int = 2
+    max_retries: int = 10  # corrupt/unreadable frames are skipped, another pair is drawn
+    pos_num: int = 16
+    total_num: int = 64
+    neg_num: int = 16  # labelled negatives on a negative pair
+    extra: dict = field(default_factory=dict)
+
+
+def valid_frames(seq: Sequence) -> np.ndarray:
+    b = seq.boxes
+    ok = np.isfinite(b).all(1) & (b[:, 2] > 1) & (b[:, 3] > 1)
+    return np.flatnonzero(ok)
+
+
+def context_size(w: float, h: float, amount: float = 0.5) -> float:
+    p = amount * (w + h)
+    return float(np.sqrt((w + p) * (h + p)))
+
+
+def crop(
+    image: np.ndarray, center: tuple[float, float], side: float, out: int, scale_xy: tuple[float, float],
+    shift_xy: tuple[float, float],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Affine crop (mean padding, as pysot): the square of `side` image pixels around `center` is
+    resized to out x out, stretched by 1/scale_xy and moved by shift_xy output pixels.
+    Returns (crop, 2x3 matrix image -> crop)."""
+    ax = (out / side) / scale_xy[0]
+    ay = (out / side) / scale_xy[1]
+    c = (out - 1) / 2
+    m = np.array([[ax, 0, c - ax * center[0] + shift_xy[0]], [0, ay, c - ay * center[1] + shift_xy[1]]], np.float64)
+    mean = [float(v) for v in image.reshape(-1, 3).mean(0)]
+    patch = cv2.warpAffine(
+        image, m, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=mean
+    )
+    return patch, m
+
+
+def map_box(m: np.ndarray, box_xywh: np.ndarray) -> np.ndarray:
+    """x,y,w,h box in the image -> x1,y1,x2,y2 in the crop."""
+    x, y, w, h = box_xywh
+    sx, sy, tx, ty = m[0, 0], m[1, 1], m[0, 2], m[1, 2]
+    return np.array([sx * x + tx, sy * y + ty, sx * (x + w) + tx, sy * (y + h) + ty])
+
+
+def _select(rng: np.random.Generator, idx: tuple[np.ndarray, ...], keep: int) -> tuple[tuple[np.ndarray, ...], int]:
+    n = len(idx[0])
+    if n <= keep:
+        return idx, n
+    chosen = rng.permutation(n)[:keep]
+    return tuple(i[chosen] for i in idx), keep
+
+
+class AnchorTarget:
+    """SiamRPN targets on the 17x17 training map: labels A x S x S, deltas 4A x S x S, weights A x S x S."""
+
+    def __init__(self, cfg: DataConfig) -> None:
+        self.cfg = cfg
+        size, stride = TRAIN_SCORE["siamrpn_alex"]
+        params = default_params("siamrpn_alex").replace(score_size=size, stride=stride)
+        self.size, self.stride, self.num = size, stride, params.anchor_num
+        a = generate_anchors(params).reshape(self.num, size, size, 4).transpose(3, 0, 1, 2).astype(np.float64)
+        a[0] += SEARCH_SIZE // 2  # anchors are relative to the crop centre (pysot: 255 // 2)
+        a[1] += SEARCH_SIZE // 2
+        self.cx, self.cy, self.w, self.h = a
+
+    def __call__(self, box: np.ndarray, neg: bool, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        cfg, size = self.cfg, self.size
+        cls = -np.ones((self.num, size, size), np.int64)
+        delta = np.zeros((4, self.num, size, size), np.float32)
+        weight = np.zeros((self.num, size, size), np.float32)
+        tcx, tcy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        tw, th = max(box[2] - box[0], 1.0), max(box[3] - box[1], 1.0)
+        if neg:  # negatives only, near where the (wrong) object sits
+            c = size // 2
+            cx = c + int(np.ceil((tcx - SEARCH_SIZE // 2) / self.stride + 0.5))
+            cy = c + int(np.ceil((tcy - SEARCH_SIZE // 2) / self.stride + 0.5))
+            region = np.zeros_like(cls, dtype=bool)
+            region[:, max(0, cy - 3) : min(size, cy + 4), max(0, cx - 3) : min(size, cx + 4)] = True
+            idx, _ = _select(rng, np.where(region), cfg.neg_num)
+            cls[idx] = 0
+            return {"label_cls": cls, "label_loc": delta.reshape(-1, size, size), "label_loc_weight": weight}
+        delta[0] = (tcx - self.cx) / self.w
+        delta[1] = (tcy - self.cy) / self.h
+        delta[2] = np.log(tw / self.w)
+        delta[3] = np.log(th / self.h)
+        x1, y1 = self.cx - self.w / 2, self.cy - self.h / 2
+        x2, y2 = self.cx + self.w / 2, self.cy + self.h / 2
+        iw = np.clip(np.minimum(x2, box[2]) - np.maximum(x1, box[0]), 0, None)
+        ih = np.clip(np.minimum(y2, box[3]) - np.maximum(y1, box[1]), 0, None)
+        inter = iw * ih
+        iou = inter / (self.w * self.h + tw * th - inter)
+        pos, pos_num = _select(rng, np.where(iou > 0.6), cfg.pos_num)
+        negs, _ = _select(rng, np.where(iou < 0.3), cfg.total_num - pos_num)
+        cls[pos] = 1
+        weight[pos] = 1.0 / (pos_num + 1e-6)
+        cls[negs] = 0
+        return {"label_cls": cls, "label_loc": delta.reshape(-1, size, size), "label_loc_weight": weight}
+
+
+class PointTarget:
+    """NanoTrack (anchor-free) targets on the 16x16 map: labels 1 x S x S, ltrb distances 4 x S x S."""
+
+    def __init__(self, cfg: DataConfig) -> None:
+        self.cfg = cfg
+        size, stride = TRAIN_SCORE["nanotrack"]
+        params = default_params("nanotrack").replace(score_size=size, stride=stride)
+        pts = generate_points(params).astype(np.float64) + SEARCH_SIZE // 2  # same grid as the tracker's decode
+        self.size = size
+        self.px, self.py = pts[:, 0].reshape(size, size), pts[:, 1].reshape(size, size)
+
+    def __call__(self, box: np.ndarray, neg: bool, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        cfg, size = self.cfg, self.size
+        cls = -np.ones((1, size, size), np.int64)
+        ltrb = np.zeros((4, size, size), np.float32)
+        weight = np.zeros((1, size, size), np.float32)
+        tcx, tcy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        tw, th = max(box[2] - box[0], 1.0), max(box[3] - box[1], 1.0)
+        ellipse = ((self.px - tcx) / (tw / 4)) ** 2 + ((self.py - tcy) / (th / 4)) ** 2
+        if neg:
+            idx, _ = _select(rng, np.where(ellipse[None] < 1), cfg.neg_num)
+            cls[idx] = 0
+            return {"label_cls": cls, "label_loc": ltrb, "label_loc_weight": weight}
+        ltrb[0], ltrb[1] = self.px - box[0], self.py - box[1]
+        ltrb[2], ltrb[3] = box[2] - self.px, box[3] - self.py
+        outer = ((self.px - tcx) / (tw / 2)) ** 2 + ((self.py - tcy) / (th / 2)) ** 2
+        pos, pos_num = _select(rng, np.where(ellipse[None] < 1), cfg.pos_num)
+        negs, _ = _select(rng, np.where(outer[None] > 1), cfg.total_num - pos_num)
+        cls[pos] = 1
+        weight[pos] = 1.0 / max(pos_num, 1)
+        cls[negs] = 0
+        return {"label_cls": cls, "label_loc": ltrb, "label_loc_weight": weight}
+
+
+def _to_tensor(patch: np.ndarray) -> torch.Tensor:
+    """HxWx3 uint8 BGR -> 3xHxW float32 0..255 BGR (the networks' input, as pysot)."""
+    return torch.from_numpy(np.ascontiguousarray(patch.transpose(2, 0, 1), dtype=np.float32))
+
+
+class PairDataset(Dataset):
+    """Template/search pairs. Indices are (epoch, i) tuples: the sample is a pure function of (seed, epoch, i)."""
+
+    def __init__(self, sequences: list[Sequence], family: str, cfg: DataConfig, seed: int = 0) -> None:
+        self.cfg, self.family, self.seed = cfg, family, seed
+        self.sequences = [s for s in sequences if len(valid_frames(s)) >= 2]
+        if not self.sequences:
+            raise DatasetError("no sequence with at least two labelled frames to sample training pairs from")
+        self.valid = [valid_frames(s) for s in self.sequences]
+        counts = np.array([len(v) for v in self.valid], np.float64)
+        self.seq_prob = counts / counts.sum()
+        self.target = AnchorTarget(cfg) if family == "siamrpn_alex" else PointTarget(cfg)
+
+    def __len__(self) -> int:
+        return self.cfg.samples_per_epoch
+
+    def _pick(self, rng: np.random.Generator) -> tuple[int, int, int, int, bool]:
+        s = int(rng.choice(len(self.sequences), p=self.seq_prob))
+        frames = self.valid[s]
+        t = int(frames[rng.integers(len(frames))])
+        neg = bool(rng.random() < self.cfg.neg_prob) and len(self.sequences) > 1
+        if neg:  # search image from another sequence: the template's object is not in it
+            s2 = int(rng.choice([k for k in range(len(self.sequences)) if k != s]))
+            x = int(self.valid[s2][rng.integers(len(self.valid[s2]))])
+            return s, t, s2, x, True
+        near = frames[np.abs(frames - t) <= self.cfg.frame_range]
+        near = near[near != t] if len(near) > 1 else near
+        return s, t, s, int(near[rng.integers(len(near))]), False
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
+        epoch, index = key
+        rng = np.random.default_rng([self.seed, epoch, index])
+        skipped = 0
+        for _ in range(self.cfg.max_retries):
+            s, t, s2, x, neg = self._pick(rng)
+            try:
+                z_img = self.sequences[s].image(t)
+                x_img = self.sequences[s2].image(x)
+            except DatasetError as exc:
+                skipped += 1
+                log.warning("skipping unreadable frame (%s); drawing another pair", exc)
+                continue
+            return self._make(rng, z_img, self.sequences[s].boxes[t], x_img, self.sequences[s2].boxes[x], neg, skipped)
+        raise DatasetError(f"{self.cfg.max_retries} unreadable frames in a row for sample {key}: is the data intact?")
+
+    def _make(
+        self, rng: np.random.Generator, z_img: np.ndarray, z_box: np.ndarray, x_img: np.ndarray, x_box: np.ndarray,
+        neg: bool, skipped: int,
+    ) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+
+        def aug(scale: float, shift: float) -> tuple[tuple[float, float], tuple[float, float]]:
+            sc = tuple(float(1 + rng.uniform(-scale, scale)) for _ in range(2))
+            sh = tuple(float(rng.uniform(-shift, shift)) for _ in range(2))
+            return sc, sh  # type: ignore[return-value]
+
+        zc = (z_box[0] + (z_box[2] - 1) / 2, z_box[1] + (z_box[3] - 1) / 2)
+        s_z = context_size(z_box[2], z_box[3])
+        z_patch, _ = crop(z_img, zc, s_z, EXEMPLAR_SIZE, *aug(cfg.template_scale, cfg.template_shift))
+        xc = (x_box[0] + (x_box[2] - 1) / 2, x_box[1] + (x_box[3] - 1) / 2)
+        s_x = context_size(x_box[2], x_box[3]) * SEARCH_SIZE / EXEMPLAR_SIZE
+        x_patch, m = crop(x_img, xc, s_x, SEARCH_SIZE, *aug(cfg.search_scale, cfg.search_shift))
+        box = map_box(m, x_box)
+        sample = {"box": torch.from_numpy(box.astype(np.float32)), "skipped": torch.tensor(skipped)}
+        if cfg.clean:
+            sample["template_clean"], sample["search_clean"] = _to_tensor(z_patch), _to_tensor(x_patch)
+        if cfg.darken:
+            # One light/camera for both crops of a pair (same scene), drawn per sample for variety.
+            night = NightParams.sample(rng)
+            z_patch, x_patch = darken(z_patch, night, rng), darken(x_patch, night, rng)
+        sample["template"], sample["search"] = _to_tensor(z_patch), _to_tensor(x_patch)
+        for k, v in self.target(box, neg, rng).items():
+            sample[k] = torch.from_numpy(v)
+        return sample
+
+
+class ShardedBatchSampler(Sampler[list[tuple[int, int]]]):
+    """This rank's share of each global batch, from `start_step` of `epoch` on.
+
+    Global batch b of an epoch holds samples b*B .. (b+1)*B-1; rank r takes its contiguous
+    B/world slice. Seeding is in the samples themselves, so no shuffling state is needed.
+    """
+
+    def __init__(self, epoch: int, steps: int, batch: int, rank: int = 0, world: int = 1, start_step: int = 0) -> None:
+        if batch % world:
+            raise ValueError(f"global batch {batch} is not divisible by the {world} processes")
+        self.epoch, self.steps, self.batch, self.start = epoch, steps, batch, start_step
+        self.per_rank, self.rank = batch // world, rank
+
+    def __len__(self) -> int:
+        return self.steps - self.start
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for step in range(self.start, self.steps):
+            first = step * self.batch + self.rank * self.per_rank
+            yield [(self.epoch, first + k) for k in range(self.per_rank)]
+
+
+def build_dataset(cfg: DataConfig, family: str, seed: int) -> PairDataset:
+    sequences: list[Sequence] = []
+    for root in cfg.roots:
+        sequences += load_dataset(root)
+    frames = sum(len(s) for s in sequences)
+    log.info("training pairs from %d sequences (%d frames) in %s", len(sequences), frames, cfg.roots)
+    return PairDataset(sequences, family, cfg, seed)
+
+
+def make_loader(
+    dataset: PairDataset, sampler: ShardedBatchSampler, workers: int, pin_memory: bool = False
+) -> DataLoader:
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=pin_memory)
