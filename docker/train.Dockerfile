@@ -1,7 +1,7 @@
 # Training: the official PyTorch CUDA image + this project's training extras; entrypoint torchrun.
 #   docker build -f docker/train.Dockerfile -t mlkd-train .
 #   docker run --rm --gpus all --shm-size 8g -v /data:/data -v "$PWD/runs:/runs" mlkd-train \
-#       --nproc_per_node=4 -m mlkd_training.trainer --config training/configs/siamrpn_alex_paper.yaml --out /runs/paper
+#       --nproc_per_node=4 -m mlkd_training.trainer --config training/configs/siamrpn_alex_paper.yaml --run-dir /runs/paper
 # The base image's torch must equal the pin in requirements/train.txt (a test checks the tag).
 ARG PYTORCH_IMAGE=pytorch/pytorch:2.13.0-cuda12.8-cudnn9-runtime
 FROM ${PYTORCH_IMAGE}
