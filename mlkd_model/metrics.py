@@ -96,14 +96,12 @@ def _fraction(values: np.ndarray, thresholds: np.ndarray, above: bool) -> np.nda
 
 
 @dataclass
-class SequenceResult:
-    """OPE curves of one sequence; n_frames counts the frames scored, n_excluded those without ground truth."""
+class _Curves:
+    """The three OPE curves and the numbers reported from them."""
 
     success: np.ndarray
     precision_curve: np.ndarray
     norm_precision_curve: np.ndarray
-    n_frames: int
-    n_excluded: int
 
     @property
     def auc(self) -> float:
@@ -116,6 +114,14 @@ class SequenceResult:
     @property
     def norm_precision(self) -> float:
         return float(self.norm_precision_curve[NORM_PRECISION_AT])
+
+
+@dataclass
+class SequenceResult(_Curves):
+    """OPE curves of one sequence; n_frames counts the frames scored, n_excluded those without ground truth."""
+
+    n_frames: int
+    n_excluded: int
 
 
 def evaluate_sequence(pred: np.ndarray, gt: np.ndarray) -> SequenceResult:
@@ -134,27 +140,12 @@ def evaluate_sequence(pred: np.ndarray, gt: np.ndarray) -> SequenceResult:
 
 
 @dataclass
-class Summary:
+class Summary(_Curves):
     """Scores over a set of sequences: means of the per-sequence curves (sequences with no scored frame skipped)."""
 
-    success: np.ndarray
-    precision_curve: np.ndarray
-    norm_precision_curve: np.ndarray
     n_sequences: int
     n_frames: int
     n_excluded: int
-
-    @property
-    def auc(self) -> float:
-        return float(np.mean(self.success))
-
-    @property
-    def precision(self) -> float:
-        return float(self.precision_curve[PRECISION_AT])
-
-    @property
-    def norm_precision(self) -> float:
-        return float(self.norm_precision_curve[NORM_PRECISION_AT])
 
 
 def summarize(results: Mapping[str, SequenceResult] | list[SequenceResult]) -> Summary:
