@@ -22,8 +22,11 @@ COPY requirements/ requirements/
 # runtime.txt pins onnxruntime; the image takes onnxruntime-gpu of the same version (CUDA/cuDNN from pip).
 RUN ort_version="$(sed -n 's/^onnxruntime==\([0-9.]*\).*/\1/p' requirements/runtime.txt)" \
     && grep -v '^onnxruntime==' requirements/runtime.txt > /tmp/runtime-gpu.txt \
-    && pip install --no-cache-dir -r /tmp/runtime-gpu.txt "onnxruntime-gpu[cuda,cudnn]==${ort_version}" \
-    && pip install --no-cache-dir -r requirements/olympe.txt
+    && pip install --no-cache-dir -r /tmp/runtime-gpu.txt "onnxruntime-gpu[cuda,cudnn]==${ort_version}"
+# Olympe pins protobuf 3.19, which onnxruntime cannot share: the bridge re-executes itself in this venv.
+ENV MLKD_OLYMPE_PYTHON=/opt/olympe-venv/bin/python
+RUN python3 -m venv --system-site-packages /opt/olympe-venv \
+    && /opt/olympe-venv/bin/pip install --no-cache-dir -r requirements/olympe.txt
 
 COPY package.xml setup.py setup.cfg pyproject.toml README.md ./
 COPY resource/ resource/

@@ -19,3 +19,12 @@ if [ -f "$stamp" ] && [ -z "$(find "$root/requirements" "$root/setup.py" -newer 
 fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
 "${pip[@]}" install -r "$req"
+"${pip[@]}" install --no-deps -e "$root"
+if [ "$profile" = dev ]; then
+  # Olympe pins protobuf 3.19, which the main environment's onnx / onnxruntime cannot share: it gets a
+  # small venv of its own, which the Olympe bridge node re-executes itself in (mlkd_ros/olympe_bridge.py).
+  olympe="$venv/olympe"
+  [ -x "$olympe/bin/python" ] || python3.11 -m venv "$olympe" 2>/dev/null || python3 -m venv "$olympe"
+  "$olympe/bin/python" -m pip --disable-pip-version-check -q install -r "$root/requirements/ros.txt" -r "$root/requirements/olympe.txt"
+fi
+touch "$stamp"

@@ -1,0 +1,223 @@
+"""rosbag2 flights with the `rosbags` library (real rosbag2 format, sqlite3 or mcap; no ROS install needed).
+
+- `BagWriter`: messages already serialized as CDR (what rclpy's raw subscriptions hand out, or what
+  `rosbags`' typestore makes) into a new bag;
+- `bag_from_frames`: an OTB folder (img/*.jpg + groundtruth_rect.txt) -> a bag with `camera/image` and
+  `ground_truth/box`, so any benchmark sequence can be replayed as a flight;
+- `read_messages` / `read_frames` / `read_boxes`: iterate a bag, with a truncated or corrupt bag turned
+  into one clear `BagError` (message count checked against metadata.yaml);
+The ROS front-ends (recorder, player) are in mlkd_ros/commands/record.py and replay.py; this module
+needs no rclpy.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rosbags.rosbag2 import Reader, Writer
+from rosbags.rosbag2.writer import StoragePlugin
+from rosbags.typesys import Stores, get_typestore
+
+log = logging.getLogger("mlkd.bag")
+
+IMAGE_TOPIC = "camera/image"
+GT_TOPIC = "ground_truth/box"
+BOX_TOPIC = "tracker/box"
+CLE_TOPIC = "tracker/cle"
+# What `mlkd record` takes by default: the video, the tracker's output, and ground truth where it exists.
+RECORD_TOPICS = {
+    IMAGE_TOPIC: "sensor_msgs/msg/Image",
+    "camera/camera_info": "sensor_msgs/msg/CameraInfo",
+    BOX_TOPIC: "geometry_msgs/msg/PolygonStamped",
+    CLE_TOPIC: "geometry_msgs/msg/PointStamped",
+    GT_TOPIC: "geometry_msgs/msg/PolygonStamped",
+    "tracker/init": "geometry_msgs/msg/PolygonStamped",
+}
+STORAGES = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}
+TYPESTORE = get_typestore(Stores.ROS2_KILTED)
+
+
+class BagError(ValueError):
+    """A bag that cannot be read: missing, truncated, corrupt, or without the expected topic."""
+
+
+class BagWriter:
+    """Write CDR messages to a new bag; connections are added on first use of a topic."""
+
+    def __init__(self, path: str | Path, storage: str = "mcap") -> None:
+        if storage not in STORAGES:
+            raise ValueError(f"storage must be one of {sorted(STORAGES)}, not {storage!r}")
+        self.path = Path(path)
+        if self.path.exists():
+            raise FileExistsError(f"{self.path} exists; rosbag2 writes a new folder")
+        self.writer = Writer(self.path, version=9, storage_plugin=STORAGES[storage])
+        self.writer.open()
+        self.conns: dict[str, object] = {}
+        self.count = 0
+
+    def write(self, topic: str, msgtype: str, data: bytes, t_ns: int) -> None:
+        conn = self.conns.get(topic)
+        if conn is None:
+            conn = self.conns[topic] = self.writer.add_connection(topic, msgtype, typestore=TYPESTORE)
+        self.writer.write(conn, int(t_ns), data)
+        self.count += 1
+
+    def write_msg(self, topic: str, msg, t_ns: int) -> None:
+        """`msg`: a rosbags typestore message."""
+        self.write(topic, msg.__msgtype__, bytes(TYPESTORE.serialize_cdr(msg, msg.__msgtype__)), t_ns)
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def __enter__(self) -> BagWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# ---- typestore message builders (no rclpy needed)
+def _stamp(t_ns: int):
+    time_type = TYPESTORE.types["builtin_interfaces/msg/Time"]
+    return time_type(sec=int(t_ns // 1_000_000_000), nanosec=int(t_ns % 1_000_000_000))
+
+
+def _header(t_ns: int, frame_id: str = "camera"):
+    return TYPESTORE.types["std_msgs/msg/Header"](stamp=_stamp(t_ns), frame_id=frame_id)
+
+
+def image_msg(bgr: np.ndarray, t_ns: int):
+    h, w = bgr.shape[:2]
+    data = np.ascontiguousarray(bgr, dtype=np.uint8).reshape(-1)
+    return TYPESTORE.types["sensor_msgs/msg/Image"](
+        header=_header(t_ns), height=h, width=w, encoding="bgr8", is_bigendian=0, step=w * 3, data=data
+    )
+
+
+def box_msg(box, t_ns: int):
+    """x,y,w,h -> 4-corner PolygonStamped (the tracker's convention); NaN box -> empty polygon."""
+    pt = TYPESTORE.types["geometry_msgs/msg/Point32"]
+    pts = []
+    if box is not None and np.all(np.isfinite(box)) and box[2] > 0 and box[3] > 0:
+        x, y, w, h = (float(v) for v in box)
+        pts = [pt(x=x, y=y, z=0.0), pt(x=x + w, y=y, z=0.0), pt(x=x + w, y=y + h, z=0.0), pt(x=x, y=y + h, z=0.0)]
+    poly = TYPESTORE.types["geometry_msgs/msg/Polygon"](points=pts)
+    return TYPESTORE.types["geometry_msgs/msg/PolygonStamped"](header=_header(t_ns), polygon=poly)
+
+
+def polygon_box(poly) -> np.ndarray:
+    """Polygon (typestore or rclpy) -> x,y,w,h of its bounding box; NaNs when empty."""
+    if not poly.points:
+        return np.full(4, np.nan)
+    xs = np.array([p.x for p in poly.points])
+    ys = np.array([p.y for p in poly.points])
+    return np.array([xs.min(), ys.min(), xs.max() - xs.min(), ys.max() - ys.min()])
+
+
+def bag_from_frames(
+    folder: str | Path,
+    out: str | Path,
+    fps: float = 30.0,
+    storage: str = "mcap",
+    start_ns: int = 1_700_000_000_000_000_000,
+) -> int:
+    """OTB folder -> bag with camera/image (+ ground_truth/box when groundtruth_rect.txt exists). Frames count."""
+    import cv2
+
+    from mlkd_ros.boxes import load_ground_truth
+
+    folder = Path(folder)
+    images = sorted(p for p in (folder / "img").glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if not images:
+        raise BagError(f"no images in {folder / 'img'}")
+    gt_file = folder / "groundtruth_rect.txt"
+    gt = load_ground_truth(gt_file) if gt_file.exists() else None
+    period = round(1e9 / fps)
+    with BagWriter(out, storage) as w:
+        for i, p in enumerate(images):
+            bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise BagError(f"cannot read image {p}")
+            t = start_ns + i * period
+            w.write_msg(IMAGE_TOPIC, image_msg(bgr, t), t)
+            if gt is not None and i < len(gt):
+                w.write_msg(GT_TOPIC, box_msg(gt[i], t), t)
+    return len(images)
+
+
+# ---- reading
+@dataclass
+class BagMessage:
+    topic: str
+    msgtype: str
+    t_ns: int
+    data: bytes
+
+    def decode(self):
+        return TYPESTORE.deserialize_cdr(self.data, self.msgtype)
+
+
+def read_messages(path: str | Path, topics: list[str] | None = None) -> Iterator[BagMessage]:
+    """All (or the given topics') messages in log-time order. Truncation/corruption -> BagError."""
+    path = Path(path)
+    if not path.exists():
+        raise BagError(f"bag {path} does not exist")
+    n, expected = 0, None
+    try:
+        with Reader(path) as reader:
+            conns = [c for c in reader.connections if topics is None or c.topic in topics]
+            if not conns:
+                return  # rosbags reads *every* connection when given none
+            expected = sum(c.msgcount for c in conns)
+            for conn, t, data in reader.messages(connections=conns):
+                n += 1
+                yield BagMessage(conn.topic, conn.msgtype, t, bytes(data))
+    except BagError:
+        raise
+    except Exception as exc:
+        # rosbags raises ReaderError for most damage, but sqlite3/mcap internals (sqlite3.DatabaseError,
+        # struct.error, KeyError on a cut index...) leak through; all mean the same to the user.
+        raise BagError(f"bag {path} is truncated or corrupt ({type(exc).__name__}: {exc}) after {n} messages") from exc
+    if expected is not None and n < expected:
+        raise BagError(f"bag {path} is truncated: {n} of {expected} messages readable")
+
+
+def image_array(msg) -> np.ndarray:
+    """A typestore sensor_msgs/Image (bgr8, rgb8, mono8) -> BGR array."""
+    import cv2
+
+    buf = np.asarray(msg.data, dtype=np.uint8)
+    if msg.encoding in ("bgr8", "rgb8"):
+        img = buf.reshape(msg.height, msg.step)[:, : msg.width * 3].reshape(msg.height, msg.width, 3)
+        return img if msg.encoding == "bgr8" else cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+    if msg.encoding == "mono8":
+        return cv2.cvtColor(buf.reshape(msg.height, msg.step)[:, : msg.width], cv2.COLOR_GRAY2BGR)
+    raise BagError(f"unsupported image encoding {msg.encoding!r} in the bag")
+
+
+def stamp_ns(header) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def read_frames(path: str | Path, topic: str = IMAGE_TOPIC) -> Iterator[tuple[int, np.ndarray]]:
+    """(header stamp ns, BGR) for each image of the bag, in order."""
+    found = False
+    for m in read_messages(path, [topic]):
+        found = True
+        msg = m.decode()
+        yield stamp_ns(msg.header), image_array(msg)
+    if not found:
+        raise BagError(f"bag {path} has no {topic} messages")
+
+
+def read_boxes(path: str | Path, topic: str) -> dict[int, np.ndarray]:
+    """header stamp ns -> x,y,w,h (NaN when the polygon is empty) of a PolygonStamped topic."""
+    out = {}
+    for m in read_messages(path, [topic]):
+        msg = m.decode()
+        out[stamp_ns(msg.header)] = polygon_box(msg.polygon)
+    return out

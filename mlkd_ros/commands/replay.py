@@ -1,0 +1,286 @@
+"""`mlkd replay`: play a recorded flight to the running tracker, or run trackers over it offline; CLE report.
+
+Online (default): publishes the bag's camera/image (and camera_info, ground_truth/box) with their recorded
+timing scaled by --rate, and tracker/init (first ground-truth box, or the live tracker's first recorded box), to the
+tracker started by launch/replay.launch.xml. With --cle-csv (the cle_logger's output) it then writes the
+CLE report. The same player is the `bag_player` node of that launch file (`player_main`).
+Offline (--offline): runs the tracker(s) over the bag's frames directly (no ROS) and writes the report.
+Report (mlkd_ros/cle.py): <bag>_cle.csv, <bag>_cle.png (Fig. 5 style), <bag>_cle.json next to the bag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("mlkd.replay")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "replay",
+        help="replay a recorded flight (rosbag2) to the tracker, or offline; CLE plot and numbers",
+        description=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("bag", type=Path, help="rosbag2 folder (mcap or sqlite3) with camera/image")
+    p.add_argument(
+        "--gt",
+        type=Path,
+        help="ground truth x,y,w,h per line, line i = i-th frame (default: the bag's ground_truth/box topic)",
+    )
+    p.add_argument("--rate", type=float, default=1.0, help="playback speed factor (online)")
+    p.add_argument(
+        "--init",
+        help="X,Y,W,H init box on the first frame (default: first ground-truth box, "
+        "else the first box the live tracker recorded)",
+    )
+    p.add_argument("--offline", action="store_true", help="run the tracker(s) here instead of publishing")
+    p.add_argument(
+        "--model-dir",
+        action="append",
+        default=[],
+        metavar="[NAME=]DIR",
+        help="offline: tracker model directory, repeatable (default: the embedded model)",
+    )
+    p.add_argument(
+        "--cle-csv",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="[NAME=]CSV",
+        help="add a cle_logger CSV (online run) to the report, repeatable",
+    )
+    p.add_argument("--domain-id", type=int, help="online: ROS_DOMAIN_ID to publish on (default: environment)")
+    p.set_defaults(func=run)
+
+
+def _named(spec: str, default: str) -> tuple[str, str]:
+    name, sep, value = spec.partition("=")
+    return (name, value) if sep else (default, spec)
+
+
+def ground_truth(bag: Path, stamps: np.ndarray, gt_file: Path | None) -> np.ndarray | None:
+    """N x 4 ground truth aligned with the bag's frames, from --gt or the bag's ground_truth/box topic."""
+    from mlkd_ros.bag import GT_TOPIC, read_boxes
+    from mlkd_ros.boxes import load_ground_truth
+
+    if gt_file is not None:
+        gt = load_ground_truth(gt_file)
+        if len(gt) < len(stamps):
+            raise ValueError(f"{gt_file}: {len(gt)} boxes for {len(stamps)} frames")
+        return gt[: len(stamps)]
+    by_stamp = read_boxes(bag, GT_TOPIC)
+    if not by_stamp:
+        return None
+    return np.array([by_stamp.get(int(s), np.full(4, np.nan)) for s in stamps])
+
+
+def default_init(bag: Path, stamps: np.ndarray, gt: np.ndarray | None, text: str = "") -> tuple[int, tuple] | None:
+    """(frame index, x,y,w,h) to start the tracker on: the given box on frame 0, else the first ground-truth
+    box, else where the live tracker was (the first non-empty tracker/box recorded with the flight)."""
+    from mlkd_ros.bag import BOX_TOPIC, read_boxes
+
+    if text:
+        return 0, tuple(float(v) for v in text.split(","))
+    if gt is not None and np.all(np.isfinite(gt[0])):
+        return 0, tuple(float(v) for v in gt[0])
+    index = {int(s): i for i, s in enumerate(stamps)}
+    for stamp, box in sorted(read_boxes(bag, BOX_TOPIC).items()):
+        if stamp in index and np.all(np.isfinite(box)):
+            return index[stamp], tuple(float(v) for v in box)
+    return None
+
+
+def run_offline(bag: Path, gt: np.ndarray, init: tuple, models: list[str]) -> dict[str, np.ndarray]:
+    from mlkd_model.load import load_tracker
+    from mlkd_ros.bag import read_frames
+
+    results = {}
+    for spec in models or ["MLKD-Track=embedded"]:
+        name, model_dir = _named(spec, Path(spec).name)
+        tracker = load_tracker(None if model_dir in ("", "embedded") else model_dir)
+        boxes = []
+        t0 = time.monotonic()
+        start, box0 = init
+        for i, (_, frame) in enumerate(read_frames(bag)):
+            if i < start:
+                boxes.append((np.nan,) * 4)
+            elif i == start:
+                tracker.init(frame, box0)
+                boxes.append(box0)
+            else:
+                box, _score = tracker.track(frame)
+                boxes.append(box)
+        log.info("%s: %d frames in %.1f s", name, len(boxes), time.monotonic() - t0)
+        results[name] = np.asarray(boxes, dtype=np.float64)
+    return results
+
+
+def run(args: argparse.Namespace) -> int:
+    from mlkd_ros.bag import BOX_TOPIC, IMAGE_TOPIC, BagError, read_boxes, read_messages, stamp_ns
+    from mlkd_ros.cle import boxes_from_cle_log, write_report
+
+    try:
+        stamps = np.array([stamp_ns(m.decode().header) for m in read_messages(args.bag, [IMAGE_TOPIC])])
+        if not len(stamps):
+            raise BagError(f"bag {args.bag} has no {IMAGE_TOPIC} messages")
+        gt = ground_truth(args.bag, stamps, args.gt)
+    except (BagError, ValueError, OSError) as exc:
+        log.error("%s", exc)
+        return 2
+    init = default_init(args.bag, stamps, gt, args.init or "")
+    if init is None:
+        log.error("no init box: give --init X,Y,W,H (no ground truth and no recorded tracker/box)")
+        return 2
+    if not args.offline:
+        play(args.bag, rate=args.rate, init=init, gt=gt, domain_id=args.domain_id)
+    if gt is None:
+        log.warning("no ground truth (--gt or a ground_truth/box topic): no CLE report")
+        return 0
+    results = run_offline(args.bag, gt, init, args.model_dir) if args.offline else {}
+    recorded = read_boxes(args.bag, BOX_TOPIC)  # the live tracker's boxes, when the flight was recorded with them
+    if recorded:
+        results["recorded (live)"] = np.array([recorded.get(int(s), np.full(4, np.nan)) for s in stamps])
+    for spec in args.cle_csv:
+        name, path = _named(str(spec), Path(spec).stem)
+        results[name] = boxes_from_cle_log(path, stamps)
+    if results:
+        write_report(args.bag, gt, stamps, results)
+    return 0
+
+
+def play(
+    bag: Path,
+    rate: float = 1.0,
+    init=None,
+    gt: np.ndarray | None = None,
+    domain_id: int | None = None,
+    wait_subscribers: float = 10.0,
+) -> int:
+    """Publish the bag from this process (a ROS node); returns the number of images published."""
+    import os
+
+    import rclpy
+
+    if domain_id is not None:
+        os.environ["ROS_DOMAIN_ID"] = str(domain_id)
+    rclpy.init()
+    try:
+        player = Player(bag, rate, init, gt)
+        player.wait_for_subscribers(wait_subscribers)
+        return player.play()
+    finally:
+        rclpy.try_shutdown()
+
+
+class Player:
+    """Publishes a bag's messages with their recorded timing (log time), raw CDR: no decode on the way."""
+
+    def __init__(self, bag: Path, rate: float, init=None, gt: np.ndarray | None = None, node=None) -> None:
+        from geometry_msgs.msg import PolygonStamped
+        from rclpy.node import Node
+        from sensor_msgs.msg import CameraInfo, Image
+
+        from mlkd_ros.bag import GT_TOPIC, IMAGE_TOPIC
+        from mlkd_ros.dds import CONTROL_QOS
+
+        self.bag, self.rate, self.init, self.gt = Path(bag), max(rate, 1e-3), init, gt
+        self.node = node or Node("bag_player")
+        # Reliable, depth 10 for images too: a replay is an evaluation, every frame should reach the tracker.
+        self.pubs = {
+            IMAGE_TOPIC: self.node.create_publisher(Image, IMAGE_TOPIC, CONTROL_QOS),
+            "camera/camera_info": self.node.create_publisher(CameraInfo, "camera/camera_info", CONTROL_QOS),
+            GT_TOPIC: self.node.create_publisher(PolygonStamped, GT_TOPIC, CONTROL_QOS),
+        }
+        self.init_pub = self.node.create_publisher(PolygonStamped, "tracker/init", CONTROL_QOS)
+
+    def wait_for_subscribers(self, timeout: float) -> None:
+        from mlkd_ros.bag import IMAGE_TOPIC
+
+        end = time.monotonic() + timeout
+        while self.pubs[IMAGE_TOPIC].get_subscription_count() == 0 and time.monotonic() < end:
+            time.sleep(0.05)
+        time.sleep(0.5)  # matched does not mean connected yet: let the reliable handshake finish
+
+    def _gt_msg(self, header, box):
+        from geometry_msgs.msg import Point32, PolygonStamped
+
+        msg = PolygonStamped(header=header)
+        if box is not None and np.all(np.isfinite(box)):
+            x, y, w, h = (float(v) for v in box)
+            msg.polygon.points = [
+                Point32(x=x, y=y),
+                Point32(x=x + w, y=y),
+                Point32(x=x + w, y=y + h),
+                Point32(x=x, y=y + h),
+            ]
+        return msg
+
+    def play(self) -> int:
+        from rclpy.serialization import deserialize_message
+        from sensor_msgs.msg import Image
+
+        from mlkd_ros.bag import GT_TOPIC, IMAGE_TOPIC, read_messages
+
+        use_file_gt = self.gt is not None
+        t_first = wall0 = None
+        n = 0
+        for m in read_messages(self.bag, list(self.pubs)):
+            if use_file_gt and m.topic == GT_TOPIC:
+                continue  # --gt replaces the bag's own ground truth
+            if t_first is None:
+                t_first, wall0 = m.t_ns, time.monotonic()
+            delay = wall0 + (m.t_ns - t_first) * 1e-9 / self.rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            if m.topic == IMAGE_TOPIC:
+                header = deserialize_message(m.data, Image).header
+                if use_file_gt and n < len(self.gt):
+                    self.pubs[GT_TOPIC].publish(self._gt_msg(header, self.gt[n]))
+                self.pubs[IMAGE_TOPIC].publish(m.data)
+                if self.init is not None and n == self.init[0]:
+                    # The tracker keeps recent frames and starts on the one whose stamp the init carries.
+                    self.init_pub.publish(self._gt_msg(header, self.init[1]))
+                n += 1
+            else:
+                self.pubs[m.topic].publish(m.data)
+        log.info("published %d frames from %s", n, self.bag)
+        time.sleep(0.5)  # let the last reliable messages go out before the node is destroyed
+        return n
+
+
+def player_main(args: list[str] | None = None) -> int:
+    """`bag_player` node (launch/replay.launch.xml): parameters bag, rate, init (X,Y,W,H or '' = ground truth)."""
+    import rclpy
+
+    from mlkd_ros.bag import IMAGE_TOPIC, BagError, read_messages, stamp_ns
+    from mlkd_ros.ros_params import declare
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    rclpy.init(args=args)
+    node = rclpy.create_node("bag_player")
+    try:
+        bag = Path(declare(node, "bag", "", "rosbag2 folder to play"))
+        rate = declare(node, "rate", 1.0, "playback speed factor", 0.001, 1000.0)
+        init_text = declare(node, "init", "", "X,Y,W,H on the first frame; '' = ground truth / recorded box")
+        try:
+            stamps = np.array([stamp_ns(m.decode().header) for m in read_messages(bag, [IMAGE_TOPIC])])
+            gt = ground_truth(bag, stamps, None)
+        except BagError as exc:
+            node.get_logger().error(str(exc))
+            return 2
+        init = default_init(bag, stamps, gt, init_text)
+        player = Player(bag, rate, init, None, node=node)
+        player.wait_for_subscribers(10.0)
+        player.play()
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()

@@ -1,0 +1,473 @@
+"""Olympe bridge scenarios, run by tests/olympe/test_*.py INSIDE a private network namespace.
+
+    unshare -rn sh -c 'ip link set lo up && exec .venv/bin/python tests/olympe/scenario.py video ...'
+
+Everything that binds a port (RTSP server, RTP, the fake drone on 0.0.0.0:44444, DDS) lives and dies in
+the namespace, so nothing can reach a real drone or another test run. Each scenario prints one JSON
+line with what it measured; the pytest side makes the assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import rclpy  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+
+from mlkd_ros.dds import IMAGE_QOS, ros_env  # noqa: E402
+from mlkd_ros.image_conversion import image_to_numpy  # noqa: E402
+
+DOMAIN = 77
+
+
+def node_cmd(module: str, params: dict[str, object], name: str) -> list[str]:
+    code = f"import sys; from {module} import main; sys.exit(main())"
+    ros = ["--ros-args", "-r", f"__node:={name}"]
+    for k, v in params.items():
+        ros += ["-p", f"{k}:={json.dumps(v) if isinstance(v, str) else v}"]
+    return [sys.executable, "-c", code, *ros]
+
+
+def start(cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(p: subprocess.Popen | None, timeout: float = 8.0) -> None:
+    if p is None or p.poll() is not None:
+        return
+    p.send_signal(2)
+    try:
+        p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def rtsp_server(video: Path, log: Path, port: int = 8554) -> subprocess.Popen:
+    p = subprocess.Popen(
+        ["/usr/bin/python3", str(ROOT / "scripts" / "rtsp_server.py"), str(video), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=log.open("wb"),
+        text=True,
+        start_new_session=True,
+    )
+    line = p.stdout.readline()  # "READY rtsp://..." once it listens
+    if not line.startswith("READY"):
+        raise RuntimeError(f"RTSP server did not start: {line!r}, see {log}")
+    return p
+
+
+class Collector(Node):
+    """Keeps every camera/image frame it receives with its stamp and arrival time."""
+
+    def __init__(self) -> None:
+        super().__init__("scenario_collector")
+        self.frames: list[tuple[float, float, object]] = []
+        self.lock = threading.Lock()
+        self.create_subscription(Image, "camera/image", self._on_image, IMAGE_QOS)
+
+    def _on_image(self, msg: Image) -> None:
+        arr, _ = image_to_numpy(msg)
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        with self.lock:
+            self.frames.append((stamp, time.time(), arr.copy()))
+
+
+def match_frames(frames, source_dir: Path) -> dict:
+    """Best-matching source frame (by PSNR) of each received frame."""
+    import cv2
+    import numpy as np
+
+    src = [cv2.imread(str(p)) for p in sorted((source_dir / "img").glob("*.jpg"))]
+    idx, psnr = [], []
+    for _, _, img in frames:
+        scores = [cv2.PSNR(s, img) if s.shape == img.shape else 0.0 for s in src]
+        best = int(np.argmax(scores))
+        idx.append(best)
+        psnr.append(float(scores[best]))
+    stamps = [f[0] for f in frames]
+    dt = np.diff(stamps) if len(stamps) > 1 else np.array([0.0])
+    return {
+        "n": len(frames),
+        "index": idx,
+        "psnr": psnr,
+        "stamp_dt_median": float(np.median(dt)),
+        "stamp_span": float(stamps[-1] - stamps[0]) if stamps else 0.0,
+        "shape": list(frames[0][2].shape) if frames else [],
+    }
+
+
+def spin_for(node: Node, seconds: float, until=None) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and not (until and until()):
+        rclpy.spin_once(node, timeout_sec=0.05)
+
+
+def scenario_video(ns: argparse.Namespace) -> dict:
+    """Bridge plays a file or an RTSP URL; collect what it publishes for `duration` seconds."""
+    work = Path(ns.work)
+    env = ros_env(DOMAIN)
+    server = rtsp_server(Path(ns.video), work / "rtsp_server.log") if ns.rtsp else None
+    url = "rtsp://127.0.0.1:8554/live" if ns.rtsp else f"file://{ns.video}"
+    bridge = start(
+        node_cmd("mlkd_ros.olympe_bridge", {"drone_ip": "", "video_url": url}, "olympe_bridge"),
+        work / "bridge.log",
+        env,
+    )
+    os.environ.update(env)
+    rclpy.init()
+    node = Collector()
+    try:
+        spin_for(node, 30.0, until=lambda: len(node.frames) > 0)  # Olympe start-up
+        t0 = time.monotonic()
+        spin_for(node, ns.duration)
+        out = {"first_frame_wait_s": None, "collect_s": time.monotonic() - t0}
+        out.update(match_frames(node.frames, Path(ns.source)))
+        return out
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+        stop(bridge)
+        stop(server)
+
+
+class Thumbs:
+    """Which source frame is this? Nearest 60x40 grayscale thumbnail (cheap enough for every frame at 30 fps)."""
+
+    def __init__(self, source_dir: Path) -> None:
+        import cv2
+        import numpy as np
+
+        self.cv2, self.np = cv2, np
+        paths = sorted((source_dir / "img").glob("*.jpg"))
+        self.src = np.stack([self._thumb(cv2.imread(str(p))) for p in paths])
+
+    def _thumb(self, bgr):
+        g = self.cv2.cvtColor(
+            self.cv2.resize(bgr, (60, 40), interpolation=self.cv2.INTER_AREA), self.cv2.COLOR_BGR2GRAY
+        )
+        return g.astype(self.np.float32)
+
+    def index(self, bgr) -> int:
+        d = self.np.abs(self.src - self._thumb(bgr)[None]).mean(axis=(1, 2))
+        return int(self.np.argmin(d))
+
+
+def pingpong(n: int, start: int = 0, repeats: int = 4) -> list[int]:
+    """0..n-1..1 repeated: the target moves back and forth with no jump (a loop would teleport it)."""
+    one = list(range(n)) + list(range(n - 2, 0, -1))
+    seq = one * repeats
+    return seq[start:]
+
+
+def sequence_mp4(source_dir: Path, order: list[int], out: Path) -> Path:
+    """MP4 of the source frames in `order` (symlinked as a numbered sequence for ffmpeg)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from olympe_helpers import make_mp4
+
+    tmp = out.with_suffix("")
+    (tmp / "img").mkdir(parents=True, exist_ok=True)
+    imgs = sorted((source_dir / "img").glob("*.jpg"))
+    for i, k in enumerate(order):
+        (tmp / "img" / f"{i + 1:06d}.jpg").symlink_to(imgs[k])
+    return make_mp4(tmp, out)
+
+
+class E2E(Node):
+    """Observer + operator: images (-> source index), boxes, diagnostics; init, follow/enable, arm."""
+
+    def __init__(self, thumbs: Thumbs, gt) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from geometry_msgs.msg import PolygonStamped
+        from std_srvs.srv import SetBool, Trigger
+
+        from mlkd_ros.dds import CONTROL_QOS
+
+        super().__init__("scenario_e2e")
+        self.thumbs, self.gt = thumbs, gt
+        self.frame_index: dict[int, int] = {}  # stamp ns -> source frame
+        self.last_frame: tuple | None = None  # (header, index, wall time)
+        self.boxes: list[tuple[float, int, list | None]] = []  # (wall time, stamp ns, x,y,w,h or None)
+        self.diag: dict[str, str] = {}
+        self.create_subscription(Image, "camera/image", self._on_image, IMAGE_QOS)
+        self.create_subscription(PolygonStamped, "tracker/box", self._on_box, CONTROL_QOS)
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, CONTROL_QOS)
+        self.init_pub = self.create_publisher(PolygonStamped, "tracker/init", CONTROL_QOS)
+        self.enable = self.create_client(SetBool, "follow/enable")
+        self.arm = self.create_client(SetBool, "olympe_bridge/arm")
+        self.triggers = {
+            n: self.create_client(Trigger, f"olympe_bridge/{n}") for n in ("takeoff", "land", "emergency_hover")
+        }
+
+    def _on_image(self, msg: Image) -> None:
+        arr, _ = image_to_numpy(msg)
+        stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+        k = self.thumbs.index(arr)
+        self.frame_index[stamp] = k
+        self.last_frame = (msg.header, k, time.time())
+
+    def _on_box(self, msg) -> None:
+        from mlkd_ros.bag import polygon_box
+
+        stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+        box = polygon_box(msg.polygon)
+        self.boxes.append((time.time(), stamp, None if not msg.polygon.points else [float(v) for v in box]))
+
+    def _on_diag(self, msg) -> None:
+        for st in msg.status:
+            if st.name.startswith("mlkd_olympe_bridge"):
+                self.diag = {kv.key: kv.value for kv in st.values}
+
+    def call(self, client, value: bool | None, timeout: float = 10.0):
+        from std_srvs.srv import SetBool, Trigger
+
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise RuntimeError(f"service {client.srv_name} not available")
+        fut = client.call_async(Trigger.Request() if value is None else SetBool.Request(data=value))
+        rclpy.spin_until_future_complete(self, fut, timeout_sec=timeout)
+        return fut.result()
+
+    def init_on_latest(self) -> int:
+        from geometry_msgs.msg import Point32, PolygonStamped
+
+        header, k, _ = self.last_frame
+        x, y, w, h = (float(v) for v in self.gt[k])
+        msg = PolygonStamped(header=header)
+        msg.polygon.points = [Point32(x=x, y=y), Point32(x=x + w, y=y + h)]
+        self.init_pub.publish(msg)
+        return k
+
+    def box_errors(self, since: float) -> list[float]:
+        """CLE of the boxes received after `since` against the ground truth of their frame (inf = lost)."""
+        import numpy as np
+
+        from mlkd_model.metrics import center_error
+
+        out = []
+        for t, stamp, box in self.boxes:
+            if t < since or stamp not in self.frame_index:
+                continue
+            if box is None:
+                out.append(float("inf"))
+                continue
+            g = np.asarray(self.gt[self.frame_index[stamp]], dtype=float)[None]
+            out.append(float(center_error(np.asarray(box, dtype=float)[None], g)[0]))
+        return out
+
+
+def read_pcmds(path: Path) -> list[dict]:
+    out = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line being written
+            if d["name"] == "ardrone3.Piloting.PCMD":
+                out.append({"t": d["t"], **d["args"]})
+    return out
+
+
+def scenario_e2e(ns: argparse.Namespace) -> dict:
+    from mlkd_ros import launch_xml
+    from mlkd_ros.boxes import load_ground_truth
+
+    work, source = Path(ns.work), Path(ns.source)
+    env = ros_env(DOMAIN)
+    os.environ.update(env)
+    gt = load_ground_truth(source / "groundtruth_rect.txt")
+    n_src = len(gt)
+    order = pingpong(n_src)
+    video1 = sequence_mp4(source, order, work / "video1.mp4")
+    drone_log = work / "drone.jsonl"
+    olympe_py = os.environ["MLKD_OLYMPE_PYTHON"]
+    procs: dict[str, subprocess.Popen] = {}
+    out: dict = {}
+    rclpy.init()
+    node = E2E(Thumbs(source), gt)
+    try:
+        fake = subprocess.Popen(
+            [olympe_py, str(Path(__file__).parent / "fake_drone.py"), str(drone_log)],
+            stdout=subprocess.PIPE,
+            stderr=(work / "fake_drone.log").open("wb"),
+            text=True,
+            start_new_session=True,
+        )
+        procs["fake_drone"] = fake
+        assert fake.stdout.readline().startswith("READY")
+        desc = launch_xml.parse_launch(
+            ROOT / "launch" / "ground_station.launch.xml",
+            {"drone_ip": "127.0.0.1", "image_width": "360", "image_height": "240"},
+        )
+        procs.update(launch_xml.start(desc, env=env, log_dir=work))
+        t0 = time.monotonic()
+        spin_for(node, 60.0, until=lambda: node.diag.get("drone_state") == "connected")
+        out["drone_connect_s"] = time.monotonic() - t0
+        if node.diag.get("drone_state") != "connected":
+            raise RuntimeError(f"bridge never connected to the fake drone: {node.diag}")
+        # The drone's RTSP server comes up: the bridge (retrying with back-off) finds it on rtsp://127.0.0.1/live.
+        procs["rtsp"] = rtsp_server(video1, work / "rtsp1.log", port=554)
+        t0 = time.monotonic()
+        spin_for(node, 30.0, until=lambda: node.last_frame is not None)
+        out["first_frame_s"] = time.monotonic() - t0
+        r = node.call(node.triggers["takeoff"], None)
+        out["takeoff"] = [r.success, r.message]
+        out["init_frame"] = node.init_on_latest()
+        node.call(node.enable, True)
+        t_enable = time.time()
+        spin_for(node, 1.5)
+        out["pcmd_before_arm"] = len(read_pcmds(drone_log))
+        out["boxes_before_arm"] = len([b for b in node.boxes if b[2] is not None])
+        rec = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlkd_model.cli",
+                "record",
+                str(work / "flight"),
+                "--topics",
+                "camera/image",
+                "tracker/box",
+                "tracker/cle",
+                "--duration",
+                "4",
+            ],
+            env=env,
+            stdout=(work / "record.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        arm = node.call(node.arm, True)
+        out["arm"] = [arm.success, arm.message]
+        t_arm = time.time()
+        spin_for(node, ns.armed)
+        # Pair each PCMD with the newest box the follow controller could have seen (0.1 s earlier).
+        pairs = []
+        boxes = [(t, b) for t, _, b in node.boxes if b is not None]
+        for p in read_pcmds(drone_log):
+            prior = [b for t, b in boxes if t <= p["t"] - 0.1]
+            if prior and p["t"] > t_arm + 0.3:
+                cx = prior[-1][0] + (prior[-1][2] - 1) / 2
+                pairs.append((cx - 180.0, p["yaw"], p["roll"], p["pitch"], p["gaz"]))
+        out["pairs"] = pairs
+        out["tracking_cle"] = node.box_errors(t_enable)
+        spin_for(node, 30.0, until=lambda: rec.poll() is not None)  # keep observing while the recorder ends
+        # Video stops: kill the RTSP server. Commands must fall back to hover.
+        procs.pop("rtsp").kill()
+        t_kill = time.time()
+        last_k = node.last_frame[1]
+        out["before_kill_cle"] = node.box_errors(t_kill - 1.0)
+        spin_for(node, 3.0)
+        p_after = [p for p in read_pcmds(drone_log) if p["t"] > t_kill]
+        moving = [p["t"] - t_kill for p in p_after if p["yaw"] or p["roll"] or p["pitch"] or p["gaz"]]
+        out["video_stop_last_move_s"] = max(moving) if moving else 0.0
+        out["video_stop_pcmds"] = len(p_after)
+        out["video_stop_bridge"] = dict(node.diag)
+        # Restart it; the scene continues where it was (a drone's camera keeps capturing).
+        pos = max(i for i, k in enumerate(order[: 2 * n_src]) if k == last_k) if last_k in order else 0
+        video2 = sequence_mp4(source, order[pos:], work / "video2.mp4")
+        out["restart_at"] = [last_k, pos]
+        procs["rtsp"] = rtsp_server(video2, work / "rtsp2.log", port=554)
+        t_restart = time.time()
+        n_before = len(node.boxes)
+        spin_for(node, 20.0, until=lambda: len([b for b in node.boxes[n_before:] if b[2] is not None]) > 30)
+        out["resume_s"] = time.time() - t_restart
+        out["resume_cle"] = node.box_errors(t_restart)
+        out["reconnects"] = node.diag.get("video_reconnects")
+        moving_again = [p for p in read_pcmds(drone_log) if p["t"] > t_restart and p["yaw"]]
+        out["moving_again"] = len(moving_again)
+        # Tracker stops: commands fall back to hover within the timeouts.
+        t_stop = time.time()
+        out["moving_before_tracker_stop"] = len(
+            [p for p in read_pcmds(drone_log) if t_stop - 1.0 < p["t"] <= t_stop and (p["yaw"] or p["pitch"])]
+        )
+        launch_xml.stop({"tracker": procs.pop("tracker")})
+        spin_for(node, 2.5)
+        moving = [p["t"] - t_stop for p in read_pcmds(drone_log) if p["t"] > t_stop and (p["yaw"] or p["pitch"])]
+        out["tracker_stop_last_move_s"] = max(moving) if moving else 0.0
+        r = node.call(node.triggers["emergency_hover"], None)
+        out["emergency_hover"] = [r.success, r.message]
+        t_emergency = time.time()
+        spin_for(node, 1.0)
+        out["after_emergency"] = [p for p in read_pcmds(drone_log) if p["t"] > t_emergency + 0.2]
+        out["armed_after_emergency"] = node.diag.get("armed")
+        r = node.call(node.triggers["land"], None)
+        out["land"] = [r.success, r.message]
+        names = [json.loads(line)["name"] for line in drone_log.read_text().splitlines() if line.strip()]
+        out["drone_commands"] = [n for n in names if n in ("ardrone3.Piloting.TakeOff", "ardrone3.Piloting.Landing")]
+        return out
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+        launch_xml.stop({k: v for k, v in procs.items() if k not in ("rtsp", "fake_drone")})
+        for name in ("rtsp", "fake_drone"):
+            stop(procs.get(name))
+
+
+def scenario_replay(ns: argparse.Namespace) -> dict:
+    """Recorded flight replayed to the tracker node twice: by launch/replay.launch.xml's own bag_player
+    (bag_player + tracker + cle_logger), then by `mlkd replay --rate 2` to a tracker + cle_logger."""
+    from mlkd_ros import launch_xml
+
+    work = Path(ns.work)
+    out = {}
+    for i, how in enumerate(("launch", "cli")):
+        env = ros_env(DOMAIN + 1 + i)
+        cle_csv = work / f"replay_{how}.csv"
+        args = {"bag": ns.bag, "cle_csv": str(cle_csv), "ground_truth": ns.gt}
+        desc = launch_xml.parse_launch(ROOT / "launch" / "replay.launch.xml", args)
+        only = None if how == "launch" else ["tracker", "cle_logger"]
+        procs = launch_xml.start(desc, only=only, env=env, log_dir=work)
+        try:
+            t0 = time.monotonic()
+            if how == "launch":
+                rc = procs["bag_player"].wait(120)
+            else:
+                cmd = [sys.executable, "-m", "mlkd_model.cli", "replay", ns.bag, "--rate", "2"]
+                player = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+                (work / "player_cli.log").write_text(player.stdout + player.stderr)
+                rc = player.returncode
+            play_s = time.monotonic() - t0
+            time.sleep(1.0)  # the tracker finishes its last frames, the logger flushes
+            lines = cle_csv.read_text().splitlines() if cle_csv.exists() else []
+            out[how] = {"rc": rc, "play_s": play_s, "cle_lines": len(lines) - 1, "cle_csv": str(cle_csv)}
+        finally:
+            launch_xml.stop(procs)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="what", required=True)
+    v = sub.add_parser("video")
+    v.add_argument("--video", required=True)
+    v.add_argument("--source", required=True, help="OTB folder the video was made from")
+    v.add_argument("--rtsp", action="store_true", help="serve the video over RTSP instead of file://")
+    v.add_argument("--duration", type=float, default=5.0)
+    v.add_argument("--work", required=True)
+    e = sub.add_parser("e2e")
+    e.add_argument("--source", required=True, help="OTB folder")
+    e.add_argument("--armed", type=float, default=6.0, help="seconds of armed following")
+    e.add_argument("--work", required=True)
+    r = sub.add_parser("replay")
+    r.add_argument("--bag", required=True)
+    r.add_argument("--gt", required=True, help="for the tracker's CLE topic (the player inits from the recording)")
+    r.add_argument("--work", required=True)
+    ns = ap.parse_args()
+    out = {"video": scenario_video, "e2e": scenario_e2e, "replay": scenario_replay}[ns.what](ns)
+    print("RESULT " + json.dumps(out), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""End to end, in a private network namespace: fake drone (Olympe DeviceBase) + GStreamer RTSP server +
+launch/ground_station.launch.xml (bridge, tracker, follow controller); then the recorded flight replayed.
+
+One scenario run (module fixture, ~45 s) feeds the assertions below:
+- nothing reaches the drone before arming, even with tracking and following enabled;
+- armed, the yaw command has the sign of the target's horizontal offset and grows with it (rank correlation);
+- killing the RTSP server: commands are hover within the timeouts; restarting it: the bridge reconnects
+  and tracking resumes on the target; killing the tracker: hover within the timeouts;
+- the flight recorded meanwhile (`mlkd record`) replays through the tracker node and offline, with the
+  CLE plot, CSV and numbers next to the bag.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from olympe_helpers import CROSSING, run_in_netns
+from scenario import Thumbs
+
+from mlkd_model.cli import main as mlkd
+from mlkd_ros.bag import read_frames
+from mlkd_ros.boxes import load_ground_truth
+
+# follow controller timeout (0.5 s, launch/follow_controller.yaml) + bridge cmd_vel_timeout (0.5 s) + slack
+HOVER_WITHIN_S = 1.5
+
+
+@pytest.fixture(scope="module")
+def e2e(olympe_venv, tmp_path_factory) -> tuple[dict, Path]:
+    work = tmp_path_factory.mktemp("e2e")
+    return run_in_netns(["e2e", "--source", str(CROSSING)], work, timeout=240), work
+
+
+def test_nothing_before_arming(e2e):
+    res, _ = e2e
+    assert res["boxes_before_arm"] > 20  # tracking and following were running...
+    assert res["pcmd_before_arm"] == 0  # ...but not one piloting command reached the drone
+    assert res["arm"] == [True, "armed"]
+
+
+def test_turns_toward_target(e2e):
+    res, _ = e2e
+    pairs = np.array(res["pairs"])  # offset px (target right of center > 0), yaw, roll, pitch, gaz
+    assert len(pairs) > 60
+    offset, yaw = pairs[:, 0], pairs[:, 1]
+    clear = np.abs(offset) > 25  # outside the follow controller's deadband, with margin for its lag
+    assert clear.sum() > 30
+    assert np.all(np.sign(yaw[clear]) == np.sign(offset[clear])), "Parrot yaw > 0 turns right, toward x > 0"
+    assert np.all(pairs[:, 2] == 0)  # the follow controller never strafes
+    rank = lambda v: np.argsort(np.argsort(v))  # noqa: E731
+    assert np.corrcoef(rank(offset), rank(yaw))[0, 1] > 0.9  # monotonic relation (Spearman)
+    assert np.abs(yaw).max() <= 50  # the bridge's max_yaw cap
+
+
+def test_tracking_is_on_target(e2e):
+    res, _ = e2e
+    cle = np.array(res["tracking_cle"])
+    assert len(cle) > 100 and np.median(cle) < 10 and np.mean(cle < 20) > 0.95
+
+
+def test_hover_when_video_stops_then_reconnect_resumes_tracking(e2e):
+    res, _ = e2e
+    assert res["video_stop_last_move_s"] < HOVER_WITHIN_S
+    assert res["video_stop_pcmds"] > 0  # still armed: explicit hover commands, not silence
+    assert res["video_stop_bridge"]["video_state"] in ("connecting", "reconnecting")
+    assert res["resume_s"] < 10
+    cle = np.array(res["resume_cle"])
+    assert len(cle) > 30 and np.mean(cle < 20) > 0.9, cle
+    assert res["moving_again"] > 0
+
+
+def test_hover_when_tracker_stops(e2e):
+    res, _ = e2e
+    assert res["tracker_stop_last_move_s"] < HOVER_WITHIN_S
+
+
+def test_takeoff_land_emergency_hover(e2e):
+    res, _ = e2e
+    assert res["takeoff"] == [True, "TakeOff acknowledged"]
+    assert res["land"] == [True, "Landing acknowledged"]
+    assert res["drone_commands"] == ["ardrone3.Piloting.TakeOff", "ardrone3.Piloting.Landing"]
+    assert res["emergency_hover"][0] is True
+    assert res["after_emergency"] == []  # disarmed: the bridge stopped sending PCMD altogether
+    assert res["armed_after_emergency"] == "false"
+
+
+def test_recorded_flight_replays_with_cle(e2e):
+    _, work = e2e
+    bag = work / "flight"
+    gt_src = load_ground_truth(CROSSING / "groundtruth_rect.txt")
+    thumbs = Thumbs(CROSSING)  # which source frame each recorded frame is -> its ground truth
+    frames = list(read_frames(bag))
+    assert len(frames) > 90  # ~4 s at 30 fps recorded
+    gt = np.array([gt_src[thumbs.index(img)] for _, img in frames])
+    gt_file = work / "flight_gt.txt"
+    np.savetxt(gt_file, gt, fmt="%.2f", delimiter=",")
+    rep = run_in_netns(["replay", "--bag", str(bag), "--gt", str(gt_file)], work / "replay_work", timeout=180)
+    n = len(frames)
+    assert rep["launch"]["rc"] == 0 and rep["cli"]["rc"] == 0, rep
+    assert rep["launch"]["cle_lines"] > 0.8 * n and rep["cli"]["cle_lines"] > 0.5 * n, rep
+    assert abs(rep["launch"]["play_s"] - n / 30) < 3 and rep["cli"]["play_s"] < rep["launch"]["play_s"], rep
+    csvs = [f"replayed={rep['launch']['cle_csv']}", f"replayed 2x={rep['cli']['cle_csv']}"]
+    assert (
+        mlkd(["replay", str(bag), "--gt", str(gt_file), "--offline", "--cle-csv", csvs[0], "--cle-csv", csvs[1]]) == 0
+    )
+    summary = json.loads((work / "flight_cle.json").read_text())
+    for name in ("MLKD-Track", "replayed", "recorded (live)"):
+        assert summary[name]["frames_excluded"] == 0
+        assert summary[name]["mean_cle_px"] < 10, (name, summary[name])  # over the frames that got a box
+    # Offline every frame gets a box; the replayed tracker node may skip frames it was too busy for (each
+    # counts as a miss), the live one too, and on this shared 2-core machine it did, up to 40 % of them.
+    assert summary["MLKD-Track"]["precision_20px"] > 0.95
+    assert summary["replayed"]["precision_20px"] > 0.8
+    assert summary["replayed 2x"]["mean_cle_px"] < 10
+    assert summary["recorded (live)"]["precision_20px"] > 0.5
+    assert (work / "flight_cle.png").stat().st_size > 10_000 and (work / "flight_cle.csv").exists()
