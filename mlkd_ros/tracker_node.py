@@ -37,6 +37,10 @@ def _stamp_ns(header) -> int:
     return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
+def _valid(box: Box) -> bool:
+    return all(math.isfinite(v) for v in box) and box[2] > 0 and box[3] > 0
+
+
 class TrackerNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("tracker_node", **kwargs)
@@ -96,6 +100,11 @@ class TrackerNode(Node):
         self.latency_ms = self.processing_ms = self.inference_ms = math.nan
         self._gt = load_ground_truth(gt_file) if gt_file else None
         self._gt_by_stamp: dict[int, Box | None] = {}
+        # With a ground-truth topic, a frame tracked before its ground truth arrived waits here (stamp ->
+        # header, box centre) rather than being measured against the image centre: the two race over DDS.
+        self._gt_topic = bool(gt_topic)
+        self._cle_waiting: dict[int, tuple[object, tuple[float, float]]] = {}
+        self._gt_lock = threading.Lock()
         if gt_topic:
             self.create_subscription(PolygonStamped, gt_topic, self._on_gt, CONTROL_QOS)
         self.create_timer(self.diag_period, self._publish_diagnostics)
@@ -135,9 +144,14 @@ class TrackerNode(Node):
             box: Box | None = polygon_to_box(msg.polygon) if msg.polygon.points else None
         except BoxError:
             box = None
-        self._gt_by_stamp[_stamp_ns(msg.header)] = box
-        while len(self._gt_by_stamp) > 1000:
-            self._gt_by_stamp.pop(next(iter(self._gt_by_stamp)))
+        stamp = _stamp_ns(msg.header)
+        with self._gt_lock:
+            self._gt_by_stamp[stamp] = box
+            while len(self._gt_by_stamp) > 1000:
+                self._gt_by_stamp.pop(next(iter(self._gt_by_stamp)))
+            waiting = self._cle_waiting.pop(stamp, None)
+        if waiting is not None and box is not None and _valid(box):
+            self._publish_cle(waiting[0], waiting[1], center(box))
 
     def _check_params(self, params) -> SetParametersResult:
         for p in params:
@@ -284,23 +298,31 @@ class TrackerNode(Node):
         self.box_pub.publish(PolygonStamped(header=header, polygon=box_to_polygon(box)))
         if box is None:
             return
-        ref = self._reference(header, index)
-        if ref is None:
-            ref = ((shape[1] - 1) / 2, (shape[0] - 1) / 2)
-        cx, cy = center(box)
-        pt = PointStamped(header=header)
-        pt.point.x, pt.point.y = cx - ref[0], cy - ref[1]
-        pt.point.z = math.hypot(pt.point.x, pt.point.y)
-        self.cle_pub.publish(pt)
-
-    def _reference(self, header, index: int | None) -> tuple[float, float] | None:
-        """Ground-truth centre for this frame when one is known (replay), else None (image centre)."""
-        gt: Box | None = self._gt_by_stamp.get(_stamp_ns(header))
+        box_center = center(box)
+        stamp = _stamp_ns(header)
+        with self._gt_lock:
+            known = stamp in self._gt_by_stamp
+            gt = self._gt_by_stamp.get(stamp)
+            if self._gt_topic and not known:
+                self._cle_waiting[stamp] = (header, box_center)
+                while len(self._cle_waiting) > 1000:
+                    self._cle_waiting.pop(next(iter(self._cle_waiting)))
+                return
         if gt is None and self._gt is not None and index is not None and index < len(self._gt):
             gt = tuple(self._gt[index])
-        if gt is None or not all(math.isfinite(v) for v in gt) or gt[2] <= 0 or gt[3] <= 0:
-            return None
-        return center(gt)
+        if self._gt_topic or self._gt is not None:
+            if gt is None or not _valid(gt):
+                return  # replay frame without ground truth: no CLE to report
+            ref = center(gt)
+        else:
+            ref = ((shape[1] - 1) / 2, (shape[0] - 1) / 2)  # live: offset from the image centre
+        self._publish_cle(header, box_center, ref)
+
+    def _publish_cle(self, header, box_center: tuple[float, float], ref: tuple[float, float]) -> None:
+        pt = PointStamped(header=header)
+        pt.point.x, pt.point.y = box_center[0] - ref[0], box_center[1] - ref[1]
+        pt.point.z = math.hypot(pt.point.x, pt.point.y)
+        self.cle_pub.publish(pt)
 
     # ---- diagnostics ----
     def _publish_diagnostics(self) -> None:

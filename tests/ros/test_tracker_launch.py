@@ -184,25 +184,52 @@ def test_redetect_policies(launcher, probe, camera, sequence):
     assert not set_param(probe, "redetect_policy", "bogus")
 
 
-def test_cle_reference_from_ground_truth_file(env, domain_id, tmp_path):
-    """Replay without a ground-truth topic: line i of the file is the reference of the i-th image."""
+def test_cle_reference_from_ground_truth_file_and_topic(env, domain_id, tmp_path):
+    """Replay: the CLE is measured against ground truth only, never against the image centre.
+
+    From a file, line i is the reference of the i-th image and an unlabelled line gives no CLE. From a
+    topic, a frame tracked before its ground truth arrived is measured when it arrives (they race).
+    """
     import rclpy
+    from geometry_msgs.msg import Point32, Polygon, PolygonStamped
     from rclpy.context import Context
     from rclpy.parameter import Parameter
     from std_msgs.msg import Header
 
     from mlkd_ros.tracker_node import TrackerNode
 
+    class Recorder:
+        def __init__(self):
+            self.points = []
+
+        def publish(self, msg):
+            self.points.append((msg.header.stamp.sec, msg.point.x, msg.point.y))
+
     gt = tmp_path / "groundtruth_rect.txt"
     gt.write_text("10,20,31,41\nnan,nan,nan,nan\n")
     ctx = Context()
     rclpy.init(context=ctx, domain_id=domain_id)
-    node = TrackerNode(context=ctx, parameter_overrides=[Parameter("ground_truth_file", value=str(gt))])
+    from_file = TrackerNode(context=ctx, parameter_overrides=[Parameter("ground_truth_file", value=str(gt))])
+    from_topic = TrackerNode(context=ctx, parameter_overrides=[Parameter("ground_truth_topic", value="gt")])
     try:
-        assert node._reference(Header(), 0) == (25.0, 40.0)
-        assert node._reference(Header(), 1) is None  # unlabeled frame: CLE falls back to the image centre
-        assert node._reference(Header(), 2) is None
+        box = (20.0, 30.0, 11.0, 21.0)  # centre (25, 40)
+        from_file.cle_pub = Recorder()
+        for i in range(3):
+            from_file._publish(Header(), box, 1.0, (100, 200, 3), i)
+        assert from_file.cle_pub.points == [(0, 0.0, 0.0)]  # frame 0 only: frame 1 unlabelled, 2 beyond the file
+
+        from_topic.cle_pub = Recorder()
+        early, late = Header(), Header()
+        early.stamp.sec, late.stamp.sec = 1, 2
+        from_topic._publish(early, box, 1.0, (100, 200, 3))  # tracked before its ground truth came
+        assert from_topic.cle_pub.points == []
+        corners = Polygon(points=[Point32(x=15.0, y=40.0), Point32(x=25.0, y=50.0)])  # centre (19.5, 44.5)
+        from_topic._on_gt(PolygonStamped(header=early, polygon=corners))
+        from_topic._on_gt(PolygonStamped(header=late, polygon=corners))
+        from_topic._publish(late, box, 1.0, (100, 200, 3))
+        assert from_topic.cle_pub.points == [(1, 5.5, -4.5), (2, 5.5, -4.5)]
     finally:
-        node.stop()
-        node.destroy_node()
+        for node in (from_file, from_topic):
+            node.stop()
+            node.destroy_node()
         rclpy.shutdown(context=ctx)
