@@ -380,7 +380,7 @@ def scenario_e2e(ns: argparse.Namespace) -> dict:
         procs["rtsp"] = rtsp_server(video2, work / "rtsp2.log", port=554)
         t_restart = time.time()
         n_before = len(node.boxes)
-        spin_for(node, 20.0, until=lambda: len([b for b in node.boxes[n_before:] if b[2] is not None]) > 30)
+        spin_for(node, 20.0, until=lambda: len([b for b in node.boxes[n_before:] if b[2] is not None]) > 45)
         out["resume_s"] = time.time() - t_restart
         out["resume_cle"] = node.box_errors(t_restart)
         out["reconnects"] = node.diag.get("video_reconnects")
