@@ -203,6 +203,8 @@ class TrackerNode(Node):
                 if latest is not None:
                     self._process(*latest, generation)
             except Exception as exc:  # the node must outlive any single bad frame
+                if not self.context.ok():
+                    break  # shutting down (Ctrl-C): the context went away under a publish; not an error
                 self._report(f"tracking failed: {type(exc).__name__}: {exc}")
 
     def _load_model(self) -> None:
