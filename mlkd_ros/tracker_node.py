@@ -312,12 +312,12 @@ class TrackerNode(Node):
                 return
         if gt is None and self._gt is not None and index is not None and index < len(self._gt):
             gt = tuple(self._gt[index])
-        if self._gt_topic or self._gt is not None:
-            if gt is None or not _valid(gt):
-                return  # replay frame without ground truth: no CLE to report
+        if gt is not None and _valid(gt):
             ref = center(gt)
+        elif self._gt_topic:
+            return  # the topic said this frame has no ground truth: no CLE to report
         else:
-            ref = ((shape[1] - 1) / 2, (shape[0] - 1) / 2)  # live: offset from the image centre
+            ref = ((shape[1] - 1) / 2, (shape[0] - 1) / 2)  # live, or a frame the file does not label
         self._publish_cle(header, box_center, ref)
 
     def _publish_cle(self, header, box_center: tuple[float, float], ref: tuple[float, float]) -> None:

@@ -185,10 +185,9 @@ def test_redetect_policies(launcher, probe, camera, sequence):
 
 
 def test_cle_reference_from_ground_truth_file_and_topic(env, domain_id, tmp_path):
-    """Replay: the CLE is measured against ground truth only, never against the image centre.
-
-    From a file, line i is the reference of the i-th image and an unlabelled line gives no CLE. From a
-    topic, a frame tracked before its ground truth arrived is measured when it arrives (they race).
+    """Replay references: from a file, line i is the reference of the i-th image (an unlabelled line falls
+    back to the image centre, as live). From a topic, a frame tracked before its ground truth arrived is
+    measured when it arrives (the two race over DDS), never against the image centre.
     """
     import rclpy
     from geometry_msgs.msg import Point32, Polygon, PolygonStamped
@@ -216,7 +215,8 @@ def test_cle_reference_from_ground_truth_file_and_topic(env, domain_id, tmp_path
         from_file.cle_pub = Recorder()
         for i in range(3):
             from_file._publish(Header(), box, 1.0, (100, 200, 3), i)
-        assert from_file.cle_pub.points == [(0, 0.0, 0.0)]  # frame 0 only: frame 1 unlabelled, 2 beyond the file
+        # frame 0 against its line; frame 1 unlabelled and frame 2 beyond the file: the image centre (99.5, 49.5)
+        assert from_file.cle_pub.points == [(0, 0.0, 0.0), (0, -74.5, -9.5), (0, -74.5, -9.5)]
 
         from_topic.cle_pub = Recorder()
         early, late = Header(), Header()
