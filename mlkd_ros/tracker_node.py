@@ -74,18 +74,13 @@ class TrackerNode(Node):
         self.box_pub = self.create_publisher(PolygonStamped, "tracker/box", CONTROL_QOS)
         self.cle_pub = self.create_publisher(PointStamped, "tracker/cle", CONTROL_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", CONTROL_QOS)
-        self.create_subscription(Image, "camera/image", self._on_image, IMAGE_QOS)
-        self.create_subscription(PolygonStamped, "tracker/init", self._on_init, CONTROL_QOS)
-        self.create_service(Trigger, "tracker/reset", self._on_reset)
-        self.add_on_set_parameters_callback(self._check_params)
-        self.add_post_set_parameters_callback(self._on_params_set)
 
         self._cv = threading.Condition()
         self._latest: tuple[Image, float, int] | None = None  # msg, receive time, receive index
         self._recent: deque[tuple[int, Image, int]] = deque(maxlen=self.init_buffer)  # stamp, msg, index
         self._pending_init: PolygonStamped | None = None
         self._init_new = False  # wake the worker once per init, not on every wait for the init's frame
-        self._reload = True
+        self._reload = False
         self._generation = 0  # bumped by init / reset so a result computed before them is discarded
         self._running = True
         self.tracker = None
@@ -105,8 +100,16 @@ class TrackerNode(Node):
         self._gt_topic = bool(gt_topic)
         self._cle_waiting: dict[int, tuple[object, tuple[float, float]]] = {}
         self._gt_lock = threading.Lock()
+        # Load before subscribing: a publisher that waits for this node's subscriptions (a bag player) then
+        # starts only when frames can be tracked, rather than losing the first second to the model load.
+        self._load_model()
         if gt_topic:
             self.create_subscription(PolygonStamped, gt_topic, self._on_gt, CONTROL_QOS)
+        self.create_subscription(Image, "camera/image", self._on_image, IMAGE_QOS)
+        self.create_subscription(PolygonStamped, "tracker/init", self._on_init, CONTROL_QOS)
+        self.create_service(Trigger, "tracker/reset", self._on_reset)
+        self.add_on_set_parameters_callback(self._check_params)
+        self.add_post_set_parameters_callback(self._on_params_set)
         self.create_timer(self.diag_period, self._publish_diagnostics)
         self._worker = threading.Thread(target=self._work, name="tracker_worker", daemon=True)
         self._worker.start()

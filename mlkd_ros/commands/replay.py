@@ -56,6 +56,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="add a cle_logger CSV (online run) to the report, repeatable",
     )
     p.add_argument("--domain-id", type=int, help="online: ROS_DOMAIN_ID to publish on (default: environment)")
+    p.add_argument(
+        "--wait-for",
+        action="append",
+        default=[],
+        metavar="TOPIC",
+        help="online: also wait for a subscriber on TOPIC before playing, repeatable (e.g. tracker/cle for the "
+        "cle_logger; camera/image and tracker/init are always waited for)",
+    )
     p.set_defaults(func=run)
 
 
@@ -138,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         log.error("no init box: give --init X,Y,W,H (no ground truth and no recorded tracker/box)")
         return 2
     if not args.offline:
-        play(args.bag, rate=args.rate, init=init, gt=gt, domain_id=args.domain_id)
+        play(args.bag, rate=args.rate, init=init, gt=gt, domain_id=args.domain_id, wait_for=args.wait_for)
     if gt is None:
         log.warning("no ground truth (--gt or a ground_truth/box topic): no CLE report")
         return 0
@@ -161,6 +169,7 @@ def play(
     gt: np.ndarray | None = None,
     domain_id: int | None = None,
     wait_subscribers: float = 10.0,
+    wait_for: list[str] = (),
 ) -> int:
     """Publish the bag from this process (a ROS node); returns the number of images published."""
     import os
@@ -172,7 +181,7 @@ def play(
     rclpy.init()
     try:
         player = Player(bag, rate, init, gt)
-        player.wait_for_subscribers(wait_subscribers)
+        player.wait_for_subscribers(wait_subscribers, list(wait_for))
         return player.play()
     finally:
         rclpy.try_shutdown()
@@ -199,12 +208,19 @@ class Player:
         }
         self.init_pub = self.node.create_publisher(PolygonStamped, "tracker/init", CONTROL_QOS)
 
-    def wait_for_subscribers(self, timeout: float) -> None:
+    def wait_for_subscribers(self, timeout: float, topics: list[str] = ()) -> None:
+        """Wait until camera/image, tracker/init (when this player inits) and `topics` (say tracker/cle, when a
+        logger must see every result) each have a subscriber; a replay is an evaluation, the start counts."""
         from mlkd_ros.bag import IMAGE_TOPIC
 
+        wanted = list(dict.fromkeys([IMAGE_TOPIC, *(["tracker/init"] if self.init is not None else []), *topics]))
         end = time.monotonic() + timeout
-        while self.pubs[IMAGE_TOPIC].get_subscription_count() == 0 and time.monotonic() < end:
+        missing = wanted
+        while missing and time.monotonic() < end:
             time.sleep(0.05)
+            missing = [t for t in wanted if self.node.count_subscribers(t) == 0]
+        if missing:
+            log.warning("no subscriber on %s after %.0f s; playing anyway", ", ".join(missing), timeout)
         time.sleep(0.5)  # matched does not mean connected yet: let the reliable handshake finish
 
     def _gt_msg(self, header, box):
@@ -268,6 +284,12 @@ def player_main(args: list[str] | None = None) -> int:
         bag = Path(declare(node, "bag", "", "rosbag2 folder to play"))
         rate = declare(node, "rate", 1.0, "playback speed factor", 0.001, 1000.0)
         init_text = declare(node, "init", "", "X,Y,W,H on the first frame; '' = ground truth / recorded box")
+        wait_for = declare(
+            node,
+            "wait_for",
+            [IMAGE_TOPIC],
+            "topics that must each have a subscriber before playing (tracker/init is added when the player inits)",
+        )
         try:
             stamps = np.array([stamp_ns(m.decode().header) for m in read_messages(bag, [IMAGE_TOPIC])])
             gt = ground_truth(bag, stamps, None)
@@ -276,7 +298,7 @@ def player_main(args: list[str] | None = None) -> int:
             return 2
         init = default_init(bag, stamps, gt, init_text)
         player = Player(bag, rate, init, None, node=node)
-        player.wait_for_subscribers(10.0)
+        player.wait_for_subscribers(10.0, wait_for)
         player.play()
         return 0
     except KeyboardInterrupt:

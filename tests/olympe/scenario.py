@@ -372,6 +372,9 @@ def scenario_e2e(ns: argparse.Namespace) -> dict:
         moving = [p["t"] - t_kill for p in p_after if p["yaw"] or p["roll"] or p["pitch"] or p["gaz"]]
         out["video_stop_last_move_s"] = max(moving) if moving else 0.0
         out["video_stop_pcmds"] = len(p_after)
+        # The bridge notices after its stall_timeout (2 s) and says so at its next diagnostics (1 s period).
+        spin_for(node, 10.0, until=lambda: node.diag.get("video_state") != "streaming")
+        out["video_loss_reported_s"] = time.time() - t_kill
         out["video_stop_bridge"] = dict(node.diag)
         # Restart it; the scene continues where it was (a drone's camera keeps capturing).
         pos = max(i for i, k in enumerate(order[: 2 * n_src]) if k == last_k) if last_k in order else 0
@@ -433,7 +436,17 @@ def scenario_replay(ns: argparse.Namespace) -> dict:
             if how == "launch":
                 rc = procs["bag_player"].wait(120)
             else:
-                cmd = [sys.executable, "-m", "mlkd_model.cli", "replay", ns.bag, "--rate", "2"]
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "mlkd_model.cli",
+                    "replay",
+                    ns.bag,
+                    "--rate",
+                    "2",
+                    "--wait-for",
+                    "tracker/cle",
+                ]
                 player = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
                 (work / "player_cli.log").write_text(player.stdout + player.stderr)
                 rc = player.returncode
