@@ -26,6 +26,8 @@ RUN pip install --no-cache-dir --no-deps .
 
 RUN useradd --create-home --uid 1000 mlkd && mkdir -p /runs /data && chown mlkd /runs /data
 USER 1000
+# The configs' ${MLKD_SHARED} (weights/, data/sequences/ as in ../shared) is the /data volume.
+ENV MLKD_SHARED=/data
 VOLUME ["/data", "/runs"]
 ENTRYPOINT ["torchrun"]
 CMD ["--nproc_per_node=1", "-m", "mlkd_training.trainer", "--help"]

@@ -12,9 +12,21 @@ import numpy as np
 import pytest
 
 from mlkd_model.cli import main as mlkd
-from mlkd_ros.bag import GT_TOPIC, BagError, bag_from_frames, read_boxes, read_frames
+from mlkd_ros.bag import (
+    BOX_TOPIC,
+    GT_TOPIC,
+    IMAGE_TOPIC,
+    BagError,
+    BagWriter,
+    bag_from_frames,
+    box_msg,
+    image_msg,
+    read_boxes,
+    read_frames,
+)
 from mlkd_ros.boxes import load_ground_truth
 from mlkd_ros.cle import evaluate
+from mlkd_ros.commands.replay import default_init
 
 CROSSING = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sequences" / "fixtures" / "otb_Crossing"
 
@@ -104,3 +116,21 @@ def test_offline_replay_report(bags, tmp_path):
     assert png is not None and png.shape[1] > 600
     rows = (tmp_path / "flight_cle.csv").read_text().splitlines()
     assert len(rows) == 121 and rows[0].startswith("frame,stamp,gt_x") and "shifted_cle" in rows[0]
+
+
+def test_replay_init_order(tmp_path):
+    """The replay starts on --init, else the first ground-truth box, else the live tracker's first recorded box."""
+    bag = tmp_path / "flight"
+    frame = np.zeros((60, 80, 3), np.uint8)
+    stamps = np.array([1_000 + i * 33_000_000 for i in range(5)])
+    with BagWriter(bag) as w:
+        for i, t in enumerate(stamps):
+            w.write_msg(IMAGE_TOPIC, image_msg(frame, t), t)
+            live = None if i < 2 else (10 + i, 20, 8, 9)  # lost for two frames, then tracking
+            w.write_msg(BOX_TOPIC, box_msg(live, t), t + 5_000_000)  # the image's header, logged later
+    gt = np.array([(1, 2, 3, 4)] * 5, dtype=float)
+    assert default_init(bag, stamps, None, "5,6,7,8") == (0, (5.0, 6.0, 7.0, 8.0))
+    assert default_init(bag, stamps, gt) == (0, (1.0, 2.0, 3.0, 4.0))
+    assert default_init(bag, stamps, None) == (2, (12.0, 20.0, 8.0, 9.0))
+    gt[0] = np.nan  # no ground truth on the first frame: fall back to the recording
+    assert default_init(bag, stamps, gt) == (2, (12.0, 20.0, 8.0, 9.0))

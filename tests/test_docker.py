@@ -73,8 +73,12 @@ def test_ground_station_installs_onnxruntime_gpu_of_the_pinned_version():
     assert derived == pinned("runtime.txt", "onnxruntime")
     # Olympe (protobuf 3.19) lives in a venv of its own, which the bridge is pointed at.
     olympe_python = re.search(r"MLKD_OLYMPE_PYTHON=(\S+)/bin/python", dockerfile).group(1)
-    assert re.search(rf"venv --system-site-packages {olympe_python} .*{olympe_python}/bin/pip install .*"
-                     r"-r requirements/olympe.txt", dockerfile, re.S)
+    assert re.search(
+        rf"venv --system-site-packages {olympe_python} .*{olympe_python}/bin/pip install .*"
+        r"-r requirements/olympe.txt",
+        dockerfile,
+        re.S,
+    )
     assert re.search(r"^USER 1000$", dockerfile, re.M), "the ground station must not run as root"
 
 

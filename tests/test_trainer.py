@@ -15,11 +15,12 @@ import torch
 import yaml
 
 from mlkd_model.nets.build import build_tracker
+from mlkd_training.config import DEFAULT_SHARED, config_from_dict, load_config
 from mlkd_training.framework import FrameworkConfig, MLKDFramework
-from mlkd_training.trainer import config_from_dict, load_config, lr_at
+from mlkd_training.trainer import lr_at
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("MLKD_SHARED", "/work/shared"))
+SHARED = Path(os.environ.get("MLKD_SHARED", DEFAULT_SHARED))
 DARKLIGHTER = SHARED / "weights/darklighter/Epoch193.pth"
 
 
@@ -46,12 +47,23 @@ def tiny_config(data_root: Path, **train: object) -> dict:
         "seed": 3,
         "tracker_checkpoint": None,
         "framework": {
-            "mode": "ml", "teacher": "clean", "students": ["l2", "threshold"], "trainable": ["backbone"],
+            "mode": "ml",
+            "teacher": "clean",
+            "students": ["l2", "threshold"],
+            "trainable": ["backbone"],
             "freeze_bn": True,
         },
         "data": {"roots": [str(data_root)], "samples_per_epoch": 8, "workers": 0, "frame_range": 3},
-        "train": {"epochs": 2, "batch": 2, "lr": 0.01, "lr_end": 0.001, "checkpoint_every": 2, "log_every": 1,
-                  "grad_clip": 0.0, **train},
+        "train": {
+            "epochs": 2,
+            "batch": 2,
+            "lr": 0.01,
+            "lr_end": 0.001,
+            "checkpoint_every": 2,
+            "log_every": 1,
+            "grad_clip": 0.0,
+            **train,
+        },
     }
 
 
@@ -69,8 +81,20 @@ def _trainer(args: list[str], nproc: int = 1, timeout: int = 120) -> subprocess.
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_addr",
-               "127.0.0.1", "--master_port", str(port), "-m", "mlkd_training.trainer", *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            str(nproc),
+            "--master_addr",
+            "127.0.0.1",
+            "--master_port",
+            str(port),
+            "-m",
+            "mlkd_training.trainer",
+            *args,
+        ]
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -93,8 +117,15 @@ def _batch(b: int = 2) -> dict[str, torch.Tensor]:
     labels[:, :, :3, :] = 0
     ltrb = torch.full((b, 4, 16, 16), 20.0)
     z, x = torch.rand(b, 3, 127, 127, generator=g) * 60, torch.rand(b, 3, 255, 255, generator=g) * 60
-    return {"template": z, "search": x, "template_clean": z * 3, "search_clean": x * 3, "label_cls": labels,
-            "label_loc": ltrb, "label_loc_weight": (labels == 1).float() / 4}
+    return {
+        "template": z,
+        "search": x,
+        "template_clean": z * 3,
+        "search_clean": x * 3,
+        "label_cls": labels,
+        "label_loc": ltrb,
+        "label_loc_weight": (labels == 1).float() / 4,
+    }
 
 
 @pytest.mark.parametrize("teacher", ["clean", "darklighter"])
@@ -133,8 +164,15 @@ def test_framework_siamrpn_losses_run():
     labels[:, 2, 8, 8] = 1
     labels[:, :, 0, :] = 0
     z, x = torch.rand(1, 3, 127, 127) * 255, torch.rand(1, 3, 255, 255) * 255
-    batch = {"template": z, "search": x, "template_clean": z, "search_clean": x, "label_cls": labels,
-             "label_loc": torch.zeros(1, 20, 17, 17), "label_loc_weight": (labels == 1).float()}
+    batch = {
+        "template": z,
+        "search": x,
+        "template_clean": z,
+        "search_clean": x,
+        "label_cls": labels,
+        "label_loc": torch.zeros(1, 20, 17, 17),
+        "label_loc_weight": (labels == 1).float(),
+    }
     loss, terms, _ = fw(batch)
     loss.backward()
     assert torch.isfinite(loss) and terms["s0/reg"] > 0
@@ -155,8 +193,13 @@ def test_checked_in_configs_load():
 
 
 def test_lr_schedule_warmup_and_log_decay():
-    cfg = config_from_dict({"family": "nanotrack", "data": {"roots": []},
-                            "train": {"lr": 0.01, "lr_end": 0.001, "warmup_epochs": 1, "warmup_factor": 0.1}}).train
+    cfg = config_from_dict(
+        {
+            "family": "nanotrack",
+            "data": {"roots": []},
+            "train": {"lr": 0.01, "lr_end": 0.001, "warmup_epochs": 1, "warmup_factor": 0.1},
+        }
+    ).train
     assert lr_at(0, 30, 10, cfg) == pytest.approx(0.001)
     assert lr_at(10, 30, 10, cfg) == pytest.approx(0.01)
     assert lr_at(29, 30, 10, cfg) == pytest.approx(0.001)
@@ -214,10 +257,14 @@ def test_kill_and_resume_reaches_same_weights(tmp_path, data_root):
 def test_selection_table_marks_mlkd_track():
     from mlkd_training.select import Candidate, table_markdown
 
-    cands = [Candidate("teacher", "Teacher: DarkLighter + tracker", Path("m"), spec="teacher"),
-             Candidate("ml_s1_spatial", "MLKD student 2 (spatial consistency)", Path("m"), mlkd=True, student=True)]
-    scores = {"teacher": {"success_auc": 0.5, "norm_precision_20": 0.6, "precision_20": 0.7, "fps": 3.0},
-              "ml_s1_spatial": {"success_auc": 0.55, "norm_precision_20": 0.65, "precision_20": 0.75, "fps": None}}
+    cands = [
+        Candidate("teacher", "Teacher: DarkLighter + tracker", Path("m"), spec="teacher"),
+        Candidate("ml_s1_spatial", "MLKD student 2 (spatial consistency)", Path("m"), mlkd=True, student=True),
+    ]
+    scores = {
+        "teacher": {"success_auc": 0.5, "norm_precision_20": 0.6, "precision_20": 0.7, "fps": 3.0},
+        "ml_s1_spatial": {"success_auc": 0.55, "norm_precision_20": 0.65, "precision_20": 0.75, "fps": None},
+    }
     table = table_markdown(cands, scores, "ml_s1_spatial", "val_dark1")
     assert "| Teacher: DarkLighter + tracker | 0.500 | 0.600 | 0.700 | 3.0 |" in table
     assert "| **MLKD-Track** = MLKD student 2 (spatial consistency) | 0.550 | 0.650 | 0.750 | - |" in table

@@ -66,7 +66,11 @@ def context_size(w: float, h: float, amount: float = 0.5) -> float:
 
 
 def crop(
-    image: np.ndarray, center: tuple[float, float], side: float, out: int, scale_xy: tuple[float, float],
+    image: np.ndarray,
+    center: tuple[float, float],
+    side: float,
+    out: int,
+    scale_xy: tuple[float, float],
     shift_xy: tuple[float, float],
 ) -> tuple[np.ndarray, np.ndarray]:
     """Affine crop (mean padding, as pysot): the square of `side` image pixels around `center` is
@@ -230,8 +234,14 @@ class PairDataset(Dataset):
         raise DatasetError(f"{self.cfg.max_retries} unreadable frames in a row for sample {key}: is the data intact?")
 
     def _make(
-        self, rng: np.random.Generator, z_img: np.ndarray, z_box: np.ndarray, x_img: np.ndarray, x_box: np.ndarray,
-        neg: bool, skipped: int,
+        self,
+        rng: np.random.Generator,
+        z_img: np.ndarray,
+        z_box: np.ndarray,
+        x_img: np.ndarray,
+        x_box: np.ndarray,
+        neg: bool,
+        skipped: int,
     ) -> dict[str, torch.Tensor]:
         cfg = self.cfg
 

@@ -191,4 +191,3 @@ def make_report(folder: Path, data: Path | None = None) -> dict[str, Path]:
         path.write_text(text)
         written[name] = path
     return written
-

@@ -70,15 +70,24 @@ def collect_candidates(runs: list[Path], models: Path) -> tuple[list[Candidate],
             label += f" [{fw['teacher']} teacher]"
             out = models / name
             if not (out / "manifest.json").is_file():
-                export_model(build_tracker(cfg["family"], weights), out, source_checkpoint=weights,
-                             notes=f"MLKD candidate {name} from {run}")
+                export_model(
+                    build_tracker(cfg["family"], weights),
+                    out,
+                    source_checkpoint=weights,
+                    notes=f"MLKD candidate {name} from {run}",
+                )
             candidates.append(Candidate(name, label, out, mlkd=fw["mode"] == "ml", student=True))
     assert base_cfg is not None
     base_dir = models / "base"
     if not (base_dir / "manifest.json").is_file():
         ckpt = base_cfg["tracker_checkpoint"]
-        export_model(build_tracker(base_cfg["family"], ckpt), base_dir, source_checkpoint=ckpt,
-                     enhancer_checkpoint=base_cfg["enhancer_checkpoint"], notes="teacher's tracker before MLKD")
+        export_model(
+            build_tracker(base_cfg["family"], ckpt),
+            base_dir,
+            source_checkpoint=ckpt,
+            enhancer_checkpoint=base_cfg["enhancer_checkpoint"],
+            notes="teacher's tracker before MLKD",
+        )
     candidates = [
         Candidate("teacher", "Teacher: DarkLighter + tracker", base_dir, spec="teacher"),
         Candidate("base", "Tracker before distillation (no enhancer)", base_dir),
@@ -125,15 +134,21 @@ def select(runs: list[Path], val: Path, out: Path, darken_seed: int = 1, export:
         "model_dir": str(best.model_dir),
         "validation": str(val),
         "darken_seed": darken_seed,
-        "scores": {c.name: {k: scores[c.name][k] for k in ("success_auc", "norm_precision_20", "precision_20", "fps")}
-                   for c in candidates},
+        "scores": {
+            c.name: {k: scores[c.name][k] for k in ("success_auc", "norm_precision_20", "precision_20", "fps")}
+            for c in candidates
+        },
         "labels": {c.name: c.label for c in candidates},
     }
     if export is not None:
         weights = best.model_dir / "tracker.pth"
-        export_model(build_tracker(base_cfg["family"], weights), export, source_checkpoint=weights,
-                     notes=f"MLKD-Track: {best.label}, selected on {summary['dataset']} (success "
-                     f"{scores[best.name]['success_auc']:.3f})")
+        export_model(
+            build_tracker(base_cfg["family"], weights),
+            export,
+            source_checkpoint=weights,
+            notes=f"MLKD-Track: {best.label}, selected on {summary['dataset']} (success "
+            f"{scores[best.name]['success_auc']:.3f})",
+        )
         result["exported"] = str(export)
     (out / "selection.json").write_text(json.dumps(result, indent=1))
     log.info("MLKD-Track = %s (%s); table in %s", best.name, best.label, out / "table.md")

@@ -13,9 +13,7 @@ restored. Each run directory keeps its config, git revision and environment.
 from __future__ import annotations
 
 import argparse
-import copy
 import csv
-import dataclasses
 import datetime
 import logging
 import os
@@ -37,104 +35,11 @@ from tqdm import tqdm
 
 from mlkd_model.nets.build import build_tracker
 from mlkd_model.provenance import git_revision
-from mlkd_training.data import (
-    DataConfig,
-    ShardedBatchSampler,
-    build_dataset,
-    make_loader,
-)
-from mlkd_training.framework import FrameworkConfig, LossWeights, MLKDFramework
+from mlkd_training.config import RunConfig, TrainConfig, load_config
+from mlkd_training.data import ShardedBatchSampler, build_dataset, make_loader
+from mlkd_training.framework import FrameworkConfig, MLKDFramework
 
 log = logging.getLogger(__name__)
-
-DEFAULT_SHARED = "/work/shared"
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 20
-    batch: int = 64  # global batch, split evenly over the processes
-    lr: float = 0.005
-    lr_end: float = 0.0005  # log-linear decay from lr to lr_end after warm-up (pysot's "log" schedule)
-    warmup_epochs: float = 0.0
-    warmup_factor: float = 0.2  # warm-up starts at lr * warmup_factor
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    grad_clip: float = 10.0  # max gradient norm (pysot's value); 0 = off
-    checkpoint_every: int = 200  # steps; a checkpoint is also written at every epoch end
-    log_every: int = 10
-    amp: bool = True  # mixed precision, only where a GPU is used
-    sync_bn: bool = False  # SyncBatchNorm across GPUs (CUDA only)
-
-
-@dataclass
-class RunConfig:
-    family: str
-    data: DataConfig
-    framework: FrameworkConfig
-    train: TrainConfig = field(default_factory=TrainConfig)
-    tracker_checkpoint: str | None = None  # the teacher's tracker weights; students start from them
-    enhancer_checkpoint: str | None = None  # DarkLighter, for teacher "darklighter"
-    seed: int = 0
-    description: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def _expand(value: Any) -> Any:
-    if isinstance(value, str):
-        env = {"MLKD_SHARED": DEFAULT_SHARED, **os.environ}
-        return os.path.expandvars(value.replace("${MLKD_SHARED}", env["MLKD_SHARED"]))
-    if isinstance(value, list):
-        return [_expand(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _expand(v) for k, v in value.items()}
-    return value
-
-
-def _make(cls: type, values: dict[str, Any], where: str) -> Any:
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(values) - known
-    if unknown:
-        raise ValueError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
-    return cls(**values)
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """`section.key=value` strings (value parsed as YAML) -> a modified copy of raw."""
-    raw = copy.deepcopy(raw)
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise ValueError(f"override {item!r} is not key=value")
-        node = raw
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = yaml.safe_load(text)
-    return raw
-
-
-def config_from_dict(raw: dict[str, Any]) -> RunConfig:
-    raw = _expand(copy.deepcopy(raw))
-    family = raw.get("family")
-    fw = dict(raw.pop("framework", {}) or {})
-    fw["weights"] = _make(LossWeights, fw.get("weights", {}) or {}, "framework.weights")
-    fw.setdefault("family", family)
-    if fw["family"] != family:
-        raise ValueError(f"framework.family {fw['family']!r} differs from family {family!r}")
-    raw["framework"] = _make(FrameworkConfig, fw, "framework")
-    raw["data"] = _make(DataConfig, raw.get("data", {}) or {}, "data")
-    raw["train"] = _make(TrainConfig, raw.get("train", {}) or {}, "train")
-    if raw["framework"].teacher == "clean":
-        raw["data"].clean = True
-    return _make(RunConfig, raw, "config")
-
-
-def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
-    raw = yaml.safe_load(Path(path).read_text()) or {}
-    return config_from_dict(apply_overrides(raw, overrides or []))
 
 
 # --------------------------------------------------------------------------- distributed setup
@@ -271,7 +176,11 @@ def student_state(framework: MLKDFramework, k: int) -> dict[str, torch.Tensor]:
 
 
 def train(
-    cfg: RunConfig, run_dir: str | Path, resume: bool = False, device: str = "auto", max_steps: int | None = None,
+    cfg: RunConfig,
+    run_dir: str | Path,
+    resume: bool = False,
+    device: str = "auto",
+    max_steps: int | None = None,
     kill_at_step: int | None = None,
 ) -> Path:
     """Train; returns the run directory. max_steps stops early (a partial run, checkpointed)."""
@@ -323,9 +232,23 @@ def train(
         model = nn.parallel.DistributedDataParallel(framework, device_ids=[d.device.index] if use_cuda else None)
 
     room = cfg.framework.mode == "ml"
-    metrics = MetricLog(run_dir, ["step", "epoch", "lr", *term_names(cfg.framework),
-                                  *[f"best/s{k}" for k in range(len(cfg.framework.students)) if room],
-                                  "skipped_frames", "sec_per_step"], step) if d.main else None
+    metrics = (
+        MetricLog(
+            run_dir,
+            [
+                "step",
+                "epoch",
+                "lr",
+                *term_names(cfg.framework),
+                *[f"best/s{k}" for k in range(len(cfg.framework.students)) if room],
+                "skipped_frames",
+                "sec_per_step",
+            ],
+            step,
+        )
+        if d.main
+        else None
+    )
     stop = min(total_steps, max_steps) if max_steps is not None else total_steps
     best_acc = torch.zeros(len(cfg.framework.students), dtype=torch.long, device=d.device)
     skipped_acc = torch.zeros((), dtype=torch.long, device=d.device)
@@ -336,8 +259,12 @@ def train(
         if not d.main:
             return
         state = {
-            "step": step, "model": framework.state_dict(), "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict(), "rng": _rng_state(), "config": cfg.to_dict(),
+            "step": step,
+            "model": framework.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict(),
+            "rng": _rng_state(),
+            "config": cfg.to_dict(),
         }
         save_checkpoint(ckpt_path, state)
         if epoch_end:
@@ -368,8 +295,19 @@ def train(
             skipped_acc += batch["skipped"].sum()
             bar.update(1)
             if step % tcfg.log_every == 0 or step == stop:
-                _log_step(d, metrics, terms, best_acc, skipped_acc, step, epoch, lr, time.perf_counter() - t_last,
-                          tcfg.log_every, bar)
+                _log_step(
+                    d,
+                    metrics,
+                    terms,
+                    best_acc,
+                    skipped_acc,
+                    step,
+                    epoch,
+                    lr,
+                    time.perf_counter() - t_last,
+                    tcfg.log_every,
+                    bar,
+                )
                 t_last = time.perf_counter()
                 best_acc.zero_()
             epoch_end = step % steps_per_epoch == 0
@@ -392,8 +330,17 @@ def train(
 
 
 def _log_step(
-    d: Dist, metrics: MetricLog | None, terms: dict[str, torch.Tensor], best: torch.Tensor, skipped: torch.Tensor,
-    step: int, epoch: int, lr: float, seconds: float, every: int, bar: tqdm,
+    d: Dist,
+    metrics: MetricLog | None,
+    terms: dict[str, torch.Tensor],
+    best: torch.Tensor,
+    skipped: torch.Tensor,
+    step: int,
+    epoch: int,
+    lr: float,
+    seconds: float,
+    every: int,
+    bar: tqdm,
 ) -> None:
     names = sorted(terms)
     values = torch.stack([terms[n].float() for n in names])
@@ -421,8 +368,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="YAML run configuration (see training/configs/)")
     parser.add_argument("--run-dir", required=True, help="output folder: checkpoints, logs, students, run info")
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt if it exists")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set train.epochs=2 (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.epochs=2 (repeatable)",
+    )
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (a partial run)")
     parser.add_argument("--debug-kill-at-step", type=int, default=None, help=argparse.SUPPRESS)

@@ -271,7 +271,7 @@ class Player:
 
 
 def player_main(args: list[str] | None = None) -> int:
-    """`bag_player` node (launch/replay.launch.xml): parameters bag, rate, init (X,Y,W,H or '' = ground truth)."""
+    """`bag_player` node (launch/replay.launch.xml): parameters bag, rate, init, ground_truth, wait_for."""
     import rclpy
 
     from mlkd_ros.bag import IMAGE_TOPIC, BagError, read_messages, stamp_ns
@@ -284,6 +284,9 @@ def player_main(args: list[str] | None = None) -> int:
         bag = Path(declare(node, "bag", "", "rosbag2 folder to play"))
         rate = declare(node, "rate", 1.0, "playback speed factor", 0.001, 1000.0)
         init_text = declare(node, "init", "", "X,Y,W,H on the first frame; '' = ground truth / recorded box")
+        gt_text = declare(
+            node, "ground_truth", "", "x,y,w,h per frame; '' = the bag's ground_truth/box topic, if it has one"
+        )
         wait_for = declare(
             node,
             "wait_for",
@@ -292,12 +295,14 @@ def player_main(args: list[str] | None = None) -> int:
         )
         try:
             stamps = np.array([stamp_ns(m.decode().header) for m in read_messages(bag, [IMAGE_TOPIC])])
-            gt = ground_truth(bag, stamps, None)
-        except BagError as exc:
+            gt = ground_truth(bag, stamps, Path(gt_text) if gt_text else None)
+        except (BagError, ValueError, OSError) as exc:
             node.get_logger().error(str(exc))
             return 2
         init = default_init(bag, stamps, gt, init_text)
-        player = Player(bag, rate, init, None, node=node)
+        if init is None:
+            node.get_logger().warning("no init box (no init, ground truth or recorded tracker/box): send tracker/init")
+        player = Player(bag, rate, init, gt if gt_text else None, node=node)
         player.wait_for_subscribers(10.0, wait_for)
         player.play()
         return 0

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -198,6 +199,7 @@ class E2E(Node):
         self.thumbs, self.gt = thumbs, gt
         self.frame_index: dict[int, int] = {}  # stamp ns -> source frame
         self.last_frame: tuple | None = None  # (header, index, wall time)
+        self.frame_times: deque[float] = deque(maxlen=30)
         self.boxes: list[tuple[float, int, list | None]] = []  # (wall time, stamp ns, x,y,w,h or None)
         self.diag: dict[str, str] = {}
         self.create_subscription(Image, "camera/image", self._on_image, IMAGE_QOS)
@@ -216,6 +218,12 @@ class E2E(Node):
         k = self.thumbs.index(arr)
         self.frame_index[stamp] = k
         self.last_frame = (msg.header, k, time.time())
+        self.frame_times.append(time.monotonic())
+
+    def streaming_steadily(self) -> bool:
+        """30 frames within the last 1.5 s (the source is 30 fps)."""
+        t = self.frame_times
+        return len(t) == t.maxlen and time.monotonic() - t[0] < 1.5
 
     def _on_box(self, msg) -> None:
         from mlkd_ros.bag import polygon_box
@@ -321,6 +329,9 @@ def scenario_e2e(ns: argparse.Namespace) -> dict:
         t0 = time.monotonic()
         spin_for(node, 30.0, until=lambda: node.last_frame is not None)
         out["first_frame_s"] = time.monotonic() - t0
+        # Pdraw's first RTSP session sometimes stalls after a few frames (then the bridge reconnects, which the
+        # video-loss part below tests on purpose): start the operator's part on a steady stream.
+        spin_for(node, 30.0, until=node.streaming_steadily)
         r = node.call(node.triggers["takeoff"], None)
         out["takeoff"] = [r.success, r.message]
         out["init_frame"] = node.init_on_latest()
@@ -389,7 +400,13 @@ def scenario_e2e(ns: argparse.Namespace) -> dict:
         out["reconnects"] = node.diag.get("video_reconnects")
         moving_again = [p for p in read_pcmds(drone_log) if p["t"] > t_restart and p["yaw"]]
         out["moving_again"] = len(moving_again)
-        # Tracker stops: commands fall back to hover within the timeouts.
+
+        # Tracker stops while the drone is being steered (else hover would hold trivially): commands fall back
+        # to hover within the timeouts.
+        def steering() -> bool:
+            return any(p["yaw"] or p["pitch"] for p in read_pcmds(drone_log) if p["t"] > time.time() - 0.15)
+
+        spin_for(node, 15.0, until=steering)
         t_stop = time.time()
         out["moving_before_tracker_stop"] = len(
             [p for p in read_pcmds(drone_log) if t_stop - 1.0 < p["t"] <= t_stop and (p["yaw"] or p["pitch"])]
@@ -444,6 +461,8 @@ def scenario_replay(ns: argparse.Namespace) -> dict:
                     ns.bag,
                     "--rate",
                     "2",
+                    "--gt",
+                    ns.gt,
                     "--wait-for",
                     "tracker/cle",
                 ]
@@ -474,7 +493,11 @@ def main() -> int:
     e.add_argument("--work", required=True)
     r = sub.add_parser("replay")
     r.add_argument("--bag", required=True)
-    r.add_argument("--gt", required=True, help="for the tracker's CLE topic (the player inits from the recording)")
+    r.add_argument(
+        "--gt",
+        required=True,
+        help="ground truth: the players init on its first box, the tracker measures CLE against it",
+    )
     r.add_argument("--work", required=True)
     ns = ap.parse_args()
     out = {"video": scenario_video, "e2e": scenario_e2e, "replay": scenario_replay}[ns.what](ns)

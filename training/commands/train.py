@@ -26,8 +26,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", required=True, help="YAML run configuration")
     p.add_argument("--run-dir", required=True, help="output folder (checkpoints, logs, students, run info)")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt if it exists")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.epochs=2 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.epochs=2 (repeatable)",
+    )
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (partial run)")
     p.add_argument("--nproc", type=int, default=1, help="processes on this machine (torchrun + DDP), e.g. #GPUs")
@@ -36,9 +42,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(args.nproc),
-               "-m", "mlkd_training.trainer", "--config", args.config, "--run-dir", args.run_dir,
-               "--device", args.device]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            str(args.nproc),
+            "-m",
+            "mlkd_training.trainer",
+            "--config",
+            args.config,
+            "--run-dir",
+            args.run_dir,
+            "--device",
+            args.device,
+        ]
         cmd += ["--resume"] if args.resume else []
         cmd += [f"--set={o}" for o in args.overrides]
         cmd += ["--max-steps", str(args.max_steps)] if args.max_steps is not None else []
