@@ -10,7 +10,7 @@ from shared_paths import SEQUENCES, WEIGHTS
 from mlkd_model.frames import BoxError, FrameError
 from mlkd_model.load import load_tracker
 from mlkd_model.params import default_params
-from mlkd_model.tracker import decode, generate_anchors, get_subwindow
+from mlkd_model.tracker import decode, generate_anchors, generate_points, get_subwindow, padded_size, to_blob
 
 CROSSING = SEQUENCES / "fixtures" / "otb_Crossing"
 
@@ -27,37 +27,103 @@ def iou(a, b) -> float:
     return inter / (a[2] * a[3] + b[2] * b[3] - inter)
 
 
-@pytest.mark.parametrize("sequence", ["fixtures/otb_Crossing", "val/spbacf_Biker"])
-def test_agrees_with_opencv_tracker_nano(sequence, shared):
-    """Same shared weights, two implementations of the NanoTrack loop, free-running over a whole sequence.
-
-    OpenCV's TrackerNano feeds RGB and uses its own hyper-parameters (penalty 0.055, window 0.455, lr 0.37);
-    those are settings, so ours is set alike. It returns integer Rects, so ours is truncated the same way
-    for the comparison. Its remaining deviations from NanoTrack's reference loop are kept out of our code:
-    the scale penalty is computed against the target *position* instead of its size, the search region is
-    2x instead of 255/127x (integer division) and the cosine window is the square root of the reference's.
-    Measured with those left in: mean IoU 0.90 (Crossing) and 0.87 (Biker); an exact emulation of OpenCV's
-    loop on our ONNX branches reaches 1.000, and dropping only its scale-penalty line gives 0.887 on Biker,
-    so the gap is OpenCV's deviation, not ours. The bound is set below the measured values with a margin.
-    """
-    seq = SEQUENCES / sequence
-    gt = np.loadtxt(seq / "groundtruth_rect.txt", delimiter=",")
+def opencv_tracker_nano():
     params = cv2.TrackerNano_Params()
     params.backbone = str(WEIGHTS / "nanotrack_v2/nanotrack_backbone_sim.onnx")
     params.neckhead = str(WEIGHTS / "nanotrack_v2/nanotrack_head_sim.onnx")
-    reference = cv2.TrackerNano_create(params)
-    ours = load_tracker()
-    ours.params = ours.params.replace(input_order="rgb", penalty_k=0.055, window_influence=0.455, lr=0.37)
+    return cv2.TrackerNano_create(params)
+
+
+# OpenCV's TrackerNano feeds RGB and has its own hyper-parameters; those are settings, so ours is set alike.
+OPENCV_SETTINGS = {"input_order": "rgb", "penalty_k": 0.055, "window_influence": 0.455, "lr": 0.37}
+
+
+class OpenCVNanoLoop:
+    """OpenCV's TrackerNano loop arithmetic (tracker_nano.cpp) assembled from this project's own parts.
+
+    Crops come from our `get_subwindow` (context crop, mean padding), blobs from `to_blob` (channel order),
+    outputs from our ONNX backend, candidates from our point grid and `decode` (anchor-free ltrb). Only the
+    arithmetic in which OpenCV's loop deliberately or accidentally departs from NanoTrack's reference loop is
+    OpenCV's here: centre x + w/2, integer crop sizes, a search region of 2x (255/127 in integer division),
+    the frame mean as padding, the square root of the cosine window, the scale penalty against the target
+    *position* instead of its size, and integer output boxes.
+    """
+
+    def __init__(self) -> None:
+        self.backend = load_tracker().backend
+        self.params = self.backend.params.replace(**OPENCV_SETTINGS)
+        self.points = generate_points(self.params)
+        n = self.params.score_size
+        self.window = np.sqrt(np.outer(np.hanning(n), np.hanning(n))).ravel()
+
+    def _crop(self, image, size: int, out: int) -> np.ndarray:
+        # OpenCV's crop starts at int(pos) - (size + 1) // 2; express that as get_subwindow's centre.
+        c = (size + 1) // 2
+        center = np.floor(self.pos) - c + (size + 1) / 2 - 0.5
+        return to_blob(get_subwindow(image, center, out, size, np.array(cv2.mean(image)[:3])), "rgb")
+
+    def init(self, image, box) -> None:
+        x, y, w, h = box
+        self.pos, self.size = np.array([x + w / 2, y + h / 2]), np.array([w, h], float)
+        s = w + h
+        self.backend.set_template(self._crop(image, int(np.sqrt((w + s / 2) * (h + s / 2))), 127))
+
+    def update(self, image) -> tuple[int, int, int, int]:
+        p, s = self.params, int(self.size.sum())
+        s_z = float(np.sqrt((self.size[0] + s / 2) * (self.size[1] + s / 2)))
+        scale_z = p.exemplar_size / s_z
+        score, boxes = decode(p, *self.backend.search(self._crop(image, int(s_z * 2), 255)), self.points)
+        target = self.size * scale_z
+        scale_change = np.maximum(r := padded_size(boxes[2], boxes[3]) / padded_size(*self.pos), 1 / r)
+        ratio_change = np.maximum(q := (target[0] / target[1]) / (boxes[2] / boxes[3]), 1 / q)
+        penalty = np.exp(-(ratio_change * scale_change - 1) * p.penalty_k)
+        best = int(np.argmax(penalty * score * (1 - p.window_influence) + self.window * p.window_influence))
+        lr = penalty[best] * score[best] * p.lr
+        height, width = image.shape[:2]
+        cx, cy = np.clip(self.pos + boxes[:2, best] / scale_z, 0, [width, height])
+        w, h = np.clip(boxes[2:, best] / scale_z * lr + (1 - lr) * self.size, 10, [width, height])
+        self.pos, self.size = np.array([cx, cy]), np.array([w, h])
+        return int(cx - w / 2), int(cy - h / 2), int(w), int(h)
+
+
+def run_against_opencv(tracker, sequence) -> float:
+    """Mean IoU between `tracker` and cv2.TrackerNano, both free-running over the whole sequence."""
+    seq = SEQUENCES / sequence
+    gt = np.loadtxt(seq / "groundtruth_rect.txt", delimiter=",")
+    reference = opencv_tracker_nano()
     images = frames(seq)
     box0 = tuple(round(v) for v in gt[0])
     reference.init(images[0], box0)
-    ours.init(images[0], box0)
+    tracker.init(images[0], box0)
     ious = []
     for image in images[1:]:
-        box, _ = ours.track(image)
+        box = tracker.update(image) if isinstance(tracker, OpenCVNanoLoop) else tracker.track(image)[0]
         _, ref_box = reference.update(image)
-        ious.append(iou(tuple(int(v) for v in box), ref_box))
-    assert np.mean(ious) >= 0.85, np.mean(ious)
+        ious.append(iou(tuple(int(v) for v in box), ref_box))  # OpenCV returns integer Rects: truncate alike
+    return float(np.mean(ious))
+
+
+@pytest.mark.parametrize("sequence", ["fixtures/otb_Crossing", "val/spbacf_Biker"])
+def test_crop_network_and_decoding_match_opencv_tracker_nano(sequence, shared):
+    """Our pre-processing, ONNX branches and decoding, in OpenCV's loop, reproduce cv2.TrackerNano frame by frame.
+
+    An independent implementation with the same shared weights: a wrong channel order, crop geometry, padding,
+    point grid or ltrb decoding would drift away within a few frames. Measured: mean IoU 1.000 and 0.9999.
+    """
+    assert run_against_opencv(OpenCVNanoLoop(), sequence) >= 0.99
+
+
+@pytest.mark.parametrize("sequence", ["fixtures/otb_Crossing", "val/spbacf_Biker"])
+def test_tracking_loop_agrees_with_opencv_tracker_nano(sequence, shared):
+    """Our own loop (NanoTrack's reference arithmetic, OpenCV's settings) against cv2.TrackerNano, free-running.
+
+    The two loops differ only in the arithmetic listed in OpenCVNanoLoop (which reproduces OpenCV exactly), and
+    on these 16-20 px wide targets a pixel of integer rounding is worth several points of IoU. Measured: mean
+    IoU 0.900 (Crossing) and 0.875 (Biker); the bound sits below with a margin.
+    """
+    ours = load_tracker()
+    ours.params = ours.params.replace(**OPENCV_SETTINGS)
+    assert run_against_opencv(ours, sequence) >= 0.85
 
 
 def test_onnx_and_torch_backends_track_alike(shared):

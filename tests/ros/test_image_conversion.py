@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import array
-import time
 
 import cv2
 import numpy as np
@@ -99,11 +98,10 @@ def test_odd_width_yuv_rejected():
         image_to_numpy(msg)
 
 
-def test_send_is_fast_for_vga():
+def test_send_takes_rclpy_fast_path():
+    """msg.data is an array('B'): rclpy's setter stores it as is, where bytes, lists or numpy arrays are
+    checked element by element (~100 ms for a VGA frame; benchmarks/ measures the speed, not this test)."""
     frame = RNG.integers(0, 256, (480, 640, 3), dtype=np.uint8)
-    numpy_to_image(frame)  # first call imports rclpy's lazy modules
-    t0 = time.perf_counter()
     msg = numpy_to_image(frame)
-    elapsed = time.perf_counter() - t0
-    assert isinstance(msg.data, array.array) and msg.step == 640 * 3
-    assert elapsed < 0.03, f"numpy_to_image took {elapsed * 1e3:.1f} ms (element-wise copy?)"
+    assert isinstance(msg.data, array.array) and msg.data.typecode == "B"
+    assert msg.step == 640 * 3 and msg.data.tobytes() == frame.tobytes()
