@@ -11,6 +11,7 @@ from mlkd_model.frames import BoxError, FrameError
 from mlkd_model.load import load_tracker
 from mlkd_model.params import default_params
 from mlkd_model.tracker import decode, generate_anchors, generate_points, get_subwindow, padded_size, to_blob
+from mlkd_training.evaluate import OpenCVNano
 
 CROSSING = SEQUENCES / "fixtures" / "otb_Crossing"
 
@@ -25,13 +26,6 @@ def iou(a, b) -> float:
     ih = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
     inter = iw * ih
     return inter / (a[2] * a[3] + b[2] * b[3] - inter)
-
-
-def opencv_tracker_nano():
-    params = cv2.TrackerNano_Params()
-    params.backbone = str(WEIGHTS / "nanotrack_v2/nanotrack_backbone_sim.onnx")
-    params.neckhead = str(WEIGHTS / "nanotrack_v2/nanotrack_head_sim.onnx")
-    return cv2.TrackerNano_create(params)
 
 
 # OpenCV's TrackerNano feeds RGB and has its own hyper-parameters; those are settings, so ours is set alike.
@@ -68,7 +62,7 @@ class OpenCVNanoLoop:
         s = w + h
         self.backend.set_template(self._crop(image, int(np.sqrt((w + s / 2) * (h + s / 2))), 127))
 
-    def update(self, image) -> tuple[int, int, int, int]:
+    def track(self, image) -> tuple[tuple[int, int, int, int], float]:
         p, s = self.params, int(self.size.sum())
         s_z = float(np.sqrt((self.size[0] + s / 2) * (self.size[1] + s / 2)))
         scale_z = p.exemplar_size / s_z
@@ -83,22 +77,24 @@ class OpenCVNanoLoop:
         cx, cy = np.clip(self.pos + boxes[:2, best] / scale_z, 0, [width, height])
         w, h = np.clip(boxes[2:, best] / scale_z * lr + (1 - lr) * self.size, 10, [width, height])
         self.pos, self.size = np.array([cx, cy]), np.array([w, h])
-        return int(cx - w / 2), int(cy - h / 2), int(w), int(h)
+        return (int(cx - w / 2), int(cy - h / 2), int(w), int(h)), float(score[best])
 
 
 def run_against_opencv(tracker, sequence) -> float:
     """Mean IoU between `tracker` and cv2.TrackerNano, both free-running over the whole sequence."""
     seq = SEQUENCES / sequence
     gt = np.loadtxt(seq / "groundtruth_rect.txt", delimiter=",")
-    reference = opencv_tracker_nano()
+    reference = OpenCVNano(
+        WEIGHTS / "nanotrack_v2/nanotrack_backbone_sim.onnx", WEIGHTS / "nanotrack_v2/nanotrack_head_sim.onnx"
+    )
     images = frames(seq)
     box0 = tuple(round(v) for v in gt[0])
     reference.init(images[0], box0)
     tracker.init(images[0], box0)
     ious = []
     for image in images[1:]:
-        box = tracker.update(image) if isinstance(tracker, OpenCVNanoLoop) else tracker.track(image)[0]
-        _, ref_box = reference.update(image)
+        box, _ = tracker.track(image)
+        ref_box, _ = reference.track(image)
         ious.append(iou(tuple(int(v) for v in box), ref_box))  # OpenCV returns integer Rects: truncate alike
     return float(np.mean(ious))
 
