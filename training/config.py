@@ -28,7 +28,8 @@ class TrainConfig:
     warmup_factor: float = 0.2  # warm-up starts at lr * warmup_factor
     momentum: float = 0.9
     weight_decay: float = 1e-4
-    grad_clip: float = 10.0  # max gradient norm (pysot's value); 0 = off
+    grad_clip: float = 10.0  # max gradient norm of each student (pysot's value); 0 = off
+    calibration_batches: int = 8  # batches that measure the loss sizes for framework.normalize
     checkpoint_every: int = 200  # steps; a checkpoint is also written at every epoch end
     log_every: int = 10
     amp: bool = True  # mixed precision, only where a GPU is used
@@ -50,10 +51,14 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
+def shared_dir() -> str:
+    """What `${MLKD_SHARED}` means: the environment variable, else `shared/` beside the checkout."""
+    return os.environ.get("MLKD_SHARED", DEFAULT_SHARED)
+
+
 def _expand(value: Any) -> Any:
     if isinstance(value, str):
-        env = {"MLKD_SHARED": DEFAULT_SHARED, **os.environ}
-        return os.path.expandvars(value.replace("${MLKD_SHARED}", env["MLKD_SHARED"]))
+        return os.path.expandvars(value.replace("${MLKD_SHARED}", shared_dir()))
     if isinstance(value, list):
         return [_expand(v) for v in value]
     if isinstance(value, dict):

@@ -305,8 +305,44 @@ def load_sequence(path: str | Path) -> Sequence:
     raise DatasetError(f"{path}: no ground truth found ({' / '.join(GT_NAMES)}, or anno/{path.name}.txt above it)")
 
 
-def load_dataset(root: str | Path) -> list[Sequence]:
-    """Load every sequence under root, detecting the layout; root may also be one sequence or a pysot JSON file."""
+def split_file(text: str | Path) -> tuple[Path, str] | None:
+    """`SPLIT.yaml#part` -> (file, part), or None when text names no split file."""
+    path, _, part = str(text).partition("#")
+    if not path.endswith((".yaml", ".yml")):
+        return None
+    if not part:
+        raise DatasetError(f"{text}: name the part of the split file to load, e.g. {path}#val")
+    file = Path(path)
+    repo_relative = Path(__file__).resolve().parents[1] / file  # training/splits/... from any directory
+    if not file.is_absolute() and not file.is_file() and repo_relative.is_file():
+        file = repo_relative
+    return file, part
+
+
+def load_split_part(path: Path, part: str, sequences_root: Path) -> list[Sequence]:
+    """The sequences that a split file (training/splits/*.yaml) lists under `part`, relative to sequences_root."""
+    import yaml
+
+    if not path.is_file():
+        raise DatasetError(f"split file {path} does not exist")
+    split = yaml.safe_load(path.read_text()) or {}
+    names = split.get(part)
+    if not isinstance(names, list) or not names:
+        known = [k for k, v in split.items() if isinstance(v, list) and v and isinstance(v[0], str)]
+        raise DatasetError(f"{path} has no sequence list {part!r}; it has {known}")
+    return _fill_absent_attributes([load_sequence(sequences_root / n) for n in names])
+
+
+def load_dataset(root: str | Path, sequences_root: str | Path | None = None) -> list[Sequence]:
+    """Load every sequence under root, detecting the layout; root may also be one sequence, a pysot JSON
+    file, or `SPLIT.yaml#part` (a part of a split file; its paths are relative to sequences_root)."""
+    split = split_file(root)
+    if split is not None:
+        if sequences_root is None:
+            from mlkd_training.config import shared_dir
+
+            sequences_root = Path(shared_dir()) / "data" / "sequences"
+        return load_split_part(split[0], split[1], Path(sequences_root))
     root = Path(root)
     if root.is_file() and root.suffix == ".json":
         return _load_json(root, root.parent)
@@ -331,7 +367,10 @@ def load_dataset(root: str | Path) -> list[Sequence]:
 
 
 def dataset_name(root: str | Path) -> str:
-    """Name used for results/<dataset>/: the folder (or JSON file) name."""
+    """Name used for results/<dataset>/: the folder (or JSON file) name; `night_v2_val` for a split part."""
+    split = split_file(root)
+    if split is not None:
+        return f"{split[0].stem}_{split[1]}"
     root = Path(root).resolve()
     return root.stem if root.is_file() else root.name
 

@@ -154,9 +154,13 @@ def crl_l2(student_corr: torch.Tensor, teacher_corr: torch.Tensor) -> torch.Tens
 
 def neighbour_differences(corr: torch.Tensor) -> torch.Tensor:
     """N(i): softmax over each flattened H x W map, then for every pixel the sum of (p_i - p_j) over
-    its 4 neighbours j. Neighbours outside the map are absent (replicate padding makes their difference 0)."""
+    its 4 neighbours j. Neighbours outside the map are absent (replicate padding makes their difference 0).
+
+    The probabilities are taken relative to a uniform map (p * H * W, mean 1): in absolute form they
+    are ~1/(H*W) each, so the loss is ~1e-5 and its student learns from KD alone.
+    """
     b, k, h, w = corr.shape
-    p = F.softmax(corr.float().reshape(b, k, h * w), dim=-1).reshape(b, k, h, w)
+    p = F.softmax(corr.float().reshape(b, k, h * w), dim=-1).reshape(b, k, h, w) * (h * w)
     padded = F.pad(p, (1, 1, 1, 1), mode="replicate")
     up = padded[:, :, :-2, 1:-1]
     down = padded[:, :, 2:, 1:-1]
@@ -189,13 +193,37 @@ def crl_threshold(student_corr: torch.Tensor, teacher_corr: torch.Tensor, tau: f
     return F.mse_loss(soft_binarize(student_corr, tau), soft_binarize(teacher_corr.detach(), tau))
 
 
+def target_weights(box: torch.Tensor, crop: int, size: int, background: float = 0.1) -> torch.Tensor:
+    """B x size x size weights of a feature map over a crop x crop image: a Gaussian around each target box
+    (x1, y1, x2, y2 in crop pixels, sigma = half its size) on top of a `background` floor, mean 1 per map."""
+    centres = (torch.arange(size, device=box.device, dtype=torch.float32) + 0.5) * (crop / size)
+    cx, cy = (box[:, 0] + box[:, 2]) / 2, (box[:, 1] + box[:, 3]) / 2
+    sx = ((box[:, 2] - box[:, 0]) / 2).clamp_min(crop / size / 2)
+    sy = ((box[:, 3] - box[:, 1]) / 2).clamp_min(crop / size / 2)
+    gx = torch.exp(-0.5 * ((centres[None, :] - cx[:, None]) / sx[:, None]) ** 2)  # B x size
+    gy = torch.exp(-0.5 * ((centres[None, :] - cy[:, None]) / sy[:, None]) ** 2)
+    w = background + gy[:, :, None] * gx[:, None, :]
+    return w / w.mean((1, 2), keepdim=True)
+
+
+def feature_distillation(student: torch.Tensor, teacher: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Target-aware feature distillation (EATrack-style): squared error of backbone features, weighted
+    per location by `weight` (B x H x W, mean 1) and normalised by the teacher's per-sample feature
+    energy, so the term is scale-free (1 = as far from the teacher as the teacher is from zero)."""
+    t = teacher.detach().float()
+    err = ((student.float() - t) ** 2).mean(1)  # B x H x W
+    energy = (t**2).mean((1, 2, 3)).clamp_min(1e-6)
+    return ((err * weight).mean((1, 2)) / energy).mean()
+
+
 CRL_LOSSES = {"l2": crl_l2, "spatial": crl_spatial, "threshold": crl_threshold}
-CRL_KINDS = ("none", *CRL_LOSSES)
+# "feature": the target-aware feature student (its distillation is on backbone features, framework.py).
+CRL_KINDS = ("none", *CRL_LOSSES, "feature")
 
 
 def correlation_loss(kind: str, student_corr: torch.Tensor, teacher_corr: torch.Tensor) -> torch.Tensor:
     """L_CRL of the named kind ('none' = the ablation student: a zero that keeps the graph)."""
-    if kind == "none":
+    if kind in ("none", "feature"):
         return student_corr.sum() * 0.0
     try:
         return CRL_LOSSES[kind](student_corr, teacher_corr)

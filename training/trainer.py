@@ -160,11 +160,52 @@ class MetricLog:
             self.tb.close()
 
 
+GRADIENT_PARTS = ("task", "kd", "crl", "ml")
+
+
 def term_names(cfg: FrameworkConfig) -> list[str]:
     names = [f"s{k}/{t}" for k in range(len(cfg.students)) for t in ("cls", "reg", "kdc", "kdr", "crl", "total")]
     if cfg.mode == "ml":
         names.append("ml")
     return [*names, "total"]
+
+
+def gradient_names(cfg: FrameworkConfig) -> list[str]:
+    """Per student: pre-clip gradient norm, the clip factor applied, and each weighted term's gradient share."""
+    per = ["grad_norm", "clip_factor", *[f"share_{p}" for p in GRADIENT_PARTS]]
+    return [f"s{k}/{n}" for k in range(len(cfg.students)) for n in per]
+
+
+def clip_per_student(groups: list[list[nn.Parameter]], max_norm: float) -> tuple[list[float], list[float]]:
+    """Clip each student's gradient on its own (one student's large gradient never shrinks another's step).
+
+    Returns the pre-clip norms and the factors applied (1 = unclipped)."""
+    norms, factors = [], []
+    for params in groups:
+        grads = [p.grad for p in params if p.grad is not None]
+        norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))) if grads else 0.0
+        factor = min(1.0, max_norm / (norm + 1e-6)) if max_norm > 0 else 1.0
+        if factor < 1.0:
+            for g in grads:
+                g.mul_(factor)
+        norms.append(norm)
+        factors.append(factor)
+    return norms, factors
+
+
+def gradient_shares(parts: dict[str, torch.Tensor], params: list[nn.Parameter]) -> dict[str, float]:
+    """Each weighted term's share of a student's gradient: <g_term, g_total> / |g_total|^2 (they sum to 1)."""
+    grads = {}
+    for name, value in parts.items():
+        if not value.requires_grad:
+            continue
+        g = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
+        grads[name] = torch.cat([(gi if gi is not None else torch.zeros_like(p)).flatten() for gi, p in zip(g, params)])
+    if not grads:
+        return {}
+    total = sum(grads.values())
+    denom = float(total @ total) or 1.0
+    return {name: float(g @ total) / denom for name, g in grads.items()}
 
 
 # --------------------------------------------------------------------------- training
@@ -201,6 +242,7 @@ def train(
     if tcfg.sync_bn and use_cuda and d.world > 1:
         framework.students = nn.SyncBatchNorm.convert_sync_batchnorm(framework.students)
     params = [p for p in framework.parameters() if p.requires_grad]
+    student_params = [[p for p in st.parameters() if p.requires_grad] for st in framework.students]
     optimizer = torch.optim.SGD(params, lr=tcfg.lr, momentum=tcfg.momentum, weight_decay=tcfg.weight_decay)
     amp = tcfg.amp and use_cuda
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
@@ -225,6 +267,17 @@ def train(
         log.info("resumed from %s at step %d", ckpt_path, step)
     elif resume:
         log.info("--resume: no checkpoint in %s yet, starting from scratch", run_dir)
+    if cfg.framework.normalize and not bool(framework.calibrated):
+        calib = ShardedBatchSampler(0, min(tcfg.calibration_batches, steps_per_epoch), tcfg.batch, d.rank, d.world)
+        batches = [
+            {k: v.to(d.device) for k, v in b.items()} for b in make_loader(dataset, calib, cfg.data.workers)
+        ]
+        reference = framework.calibrate(batches)
+        if d.world > 1:  # every rank normalises by the same sizes
+            dist.all_reduce(framework.reference)
+            framework.reference /= d.world
+        framework.calibrated.fill_(True)
+        log.info("loss normalisation references: %s", {k: f"{v:.3g}" for k, v in reference.items()})
     if d.main:
         write_run_info(run_dir, cfg, d)
     model: nn.Module = framework
@@ -241,6 +294,7 @@ def train(
                 "lr",
                 *term_names(cfg.framework),
                 *[f"best/s{k}" for k in range(len(cfg.framework.students)) if room],
+                *gradient_names(cfg.framework),
                 "skipped_frames",
                 "sec_per_step",
             ],
@@ -281,12 +335,20 @@ def train(
                 g["lr"] = lr
             batch = {k: v.to(d.device, non_blocking=True) for k, v in batch.items()}
             with torch.autocast("cuda", dtype=torch.float16) if amp else nullcontext():
-                loss, terms, best = model(batch)
+                losses = model(batch)
+            terms, best = dict(losses.logged), losses.best
+            log_now = (step + 1) % tcfg.log_every == 0 or step + 1 == stop
+            if log_now and d.world == 1:  # extra backward passes, only on logged steps (not under DDP)
+                for k, (parts, group) in enumerate(zip(losses.parts, student_params, strict=True)):
+                    for name, share in gradient_shares(parts, group).items():
+                        terms[f"s{k}/share_{name}"] = torch.tensor(share)
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if tcfg.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(params, tcfg.grad_clip)
+            scaler.scale(losses.total).backward()
+            scaler.unscale_(optimizer)
+            norms, factors = clip_per_student(student_params, tcfg.grad_clip)
+            for k, (norm, factor) in enumerate(zip(norms, factors, strict=True)):
+                terms[f"s{k}/grad_norm"] = torch.tensor(norm)
+                terms[f"s{k}/clip_factor"] = torch.tensor(factor)
             scaler.step(optimizer)
             scaler.update()
             step += 1
@@ -343,7 +405,7 @@ def _log_step(
     bar: tqdm,
 ) -> None:
     names = sorted(terms)
-    values = torch.stack([terms[n].float() for n in names])
+    values = torch.stack([terms[n].float().to(best.device) for n in names])
     best, skipped = best.clone(), skipped.clone()  # reduce copies: the accumulators stay per-rank
     if d.world > 1:  # mean of the loss terms, sum of the counts, over all ranks
         dist.all_reduce(values)
