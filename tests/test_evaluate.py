@@ -53,7 +53,7 @@ def test_files_and_summary(evaluated: Path) -> None:
         assert len(t["curves"]["success"]) == 21 and len(t["curves"]["precision"]) == 51
     config = json.loads((evaluated / "config.json").read_text())
     assert config["trackers"] == ["default", "opencv_nano"] and "git_revision" in config
-    assert config["args"]["darken"] == 1
+    assert config["args"]["darken"] == [1]
 
 
 def test_rerun_skips_finished_sequences(evaluated: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -88,8 +88,9 @@ def test_crl_l2_and_spatial_and_threshold_hand_values():
     cs = torch.tensor([[[[0.0, 1.0], [2.0, 3.0]]]])
     ct = torch.zeros(1, 1, 2, 2)
     assert losses.crl_l2(cs, ct).item() == pytest.approx((0 + 1 + 4 + 9) / 4)
-    # spatial: constant teacher map -> N_T = 0; student N via explicit neighbours
-    p = torch.softmax(cs.flatten(), 0).reshape(2, 2)
+    # spatial: constant teacher map -> N_T = 0; student N via explicit neighbours, on probabilities
+    # relative to a uniform map (x H*W = 4)
+    p = torch.softmax(cs.flatten(), 0).reshape(2, 2) * 4
     n = [
         (p[0, 0] - p[0, 1]) + (p[0, 0] - p[1, 0]),
         (p[0, 1] - p[0, 0]) + (p[0, 1] - p[1, 1]),

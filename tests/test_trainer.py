@@ -137,7 +137,8 @@ def test_framework_teacher_frozen_students_learn(teacher):
     assert not fw.teacher.training and all(not m.training for m in fw.teacher.modules())
     assert not any(p.requires_grad for p in fw.teacher.parameters())
     batch = _batch(1 if teacher == "darklighter" else 2)
-    loss, terms, best = fw(batch)
+    out = fw(batch)
+    loss, terms, best = out.total, out.logged, out.best
     loss.backward()
     assert torch.isfinite(loss) and "ml" in terms and int(best.sum()) == batch["search"].shape[0]
     for s in fw.students:
@@ -150,7 +151,8 @@ def test_framework_teacher_frozen_students_learn(teacher):
 def test_framework_kd_mode_single_student_no_room():
     cfg = FrameworkConfig(family="nanotrack", mode="kd", teacher="clean", students=["threshold"], trainable=["all"])
     fw = MLKDFramework(cfg, build_tracker("nanotrack")).train()
-    loss, terms, best = fw(_batch())
+    out = fw(_batch())
+    loss, terms, best = out.total, out.logged, out.best
     assert best is None and "ml" not in terms and torch.isfinite(loss)
     with pytest.raises(ValueError, match="at least two"):
         FrameworkConfig(family="nanotrack", mode="ml", students=["l2"])
@@ -173,7 +175,8 @@ def test_framework_siamrpn_losses_run():
         "label_loc": torch.zeros(1, 20, 17, 17),
         "label_loc_weight": (labels == 1).float(),
     }
-    loss, terms, _ = fw(batch)
+    out = fw(batch)
+    loss, terms = out.total, out.logged
     loss.backward()
     assert torch.isfinite(loss) and terms["s0/reg"] > 0
 
@@ -252,19 +255,3 @@ def test_kill_and_resume_reaches_same_weights(tmp_path, data_root):
         assert (run / name).is_file(), name
     assert "torch " + torch.__version__ in (run / "environment.txt").read_text()
     assert list((run / "tensorboard").iterdir())
-
-
-def test_selection_table_marks_mlkd_track():
-    from mlkd_training.select import Candidate, table_markdown
-
-    cands = [
-        Candidate("teacher", "Teacher: DarkLighter + tracker", Path("m"), spec="teacher"),
-        Candidate("ml_s1_spatial", "MLKD student 2 (spatial consistency)", Path("m"), mlkd=True, student=True),
-    ]
-    scores = {
-        "teacher": {"success_auc": 0.5, "norm_precision_20": 0.6, "precision_20": 0.7, "fps": 3.0},
-        "ml_s1_spatial": {"success_auc": 0.55, "norm_precision_20": 0.65, "precision_20": 0.75, "fps": None},
-    }
-    table = table_markdown(cands, scores, "ml_s1_spatial", "val_dark1")
-    assert "| Teacher: DarkLighter + tracker | 0.500 | 0.600 | 0.700 | 3.0 |" in table
-    assert "| **MLKD-Track** = MLKD student 2 (spatial consistency) | 0.550 | 0.650 | 0.750 | - |" in table

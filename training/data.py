@@ -12,9 +12,9 @@ positive, outside radii w/2, h/2 negative; ltrb distances to the box edges).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
-import dataclasses
 from dataclasses import dataclass
 
 import cv2

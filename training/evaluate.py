@@ -34,7 +34,7 @@ from mlkd_training.datasets import (
     load_dataset,
     read_boxes,
 )
-from mlkd_training.night import darken, frame_rng, sequence_params
+from mlkd_training.protocol import cached_night_frames, compare, comparison_markdown
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +59,23 @@ class TrackerSpec:
     def parse(cls, text: str) -> TrackerSpec:
         name, _, model = text.partition("=")
         name = name.strip()
+        kind, plus, option = name.partition("+")
         if not name or "/" in name:
             raise ValueError(f"bad tracker {text!r}: expected NAME or NAME=MODEL")
-        if name not in BUILTIN and not model:
+        if plus and option != "update":
+            raise ValueError(f"bad tracker {text!r}: the only option is NAME+update (template update)")
+        if kind not in BUILTIN and not model:
             raise ValueError(f"tracker {name!r} is not one of {BUILTIN}: give its model directory as {name}=DIR")
         return cls(name, model or None)
+
+    @property
+    def kind(self) -> str:
+        """The tracker kind: the name without its `+update` option."""
+        return self.name.partition("+")[0]
+
+    @property
+    def template_update(self) -> bool:
+        return self.name.endswith("+update")
 
 
 class OpenCVNano:
@@ -94,10 +106,21 @@ class OpenCVNano:
 
 
 def make_tracker(spec: TrackerSpec) -> Tracker:
-    """Build the tracker a spec names (see `mlkd eval --help`)."""
+    """Build the tracker a spec names (see `mlkd eval --help`); NAME+update adds the template update."""
+    tracker = _make_plain_tracker(spec)
+    if spec.template_update:
+        from mlkd_model.template_update import TemplateUpdatingTracker
+
+        if spec.kind == "opencv_nano":
+            raise ValueError("+update needs one of this project's trackers, not opencv_nano")
+        return TemplateUpdatingTracker(tracker)  # type: ignore[arg-type]
+    return tracker
+
+
+def _make_plain_tracker(spec: TrackerSpec) -> Tracker:
     from mlkd_model.load import load_tracker
 
-    if spec.name == "opencv_nano":
+    if spec.kind == "opencv_nano":
         if spec.model:
             parts = [Path(p) for p in spec.model.split(",")]
             if len(parts) != 2:
@@ -107,9 +130,9 @@ def make_tracker(spec: TrackerSpec) -> Tracker:
             backbone = SHARED_NANOTRACK / "nanotrack_backbone_sim.onnx"
             head = SHARED_NANOTRACK / "nanotrack_head_sim.onnx"
         return OpenCVNano(backbone, head)
-    if spec.name == "teacher":
+    if spec.kind == "teacher":
         return load_tracker(spec.model, backend="onnx", enhance=True)
-    if spec.name == "nanotrack":  # the torch network itself (the model dir's tracker.pth), a check on the export
+    if spec.kind == "nanotrack":  # the torch network itself (the model dir's tracker.pth), a check on the export
         return load_tracker(spec.model, backend="torch")
     return load_tracker(spec.model, backend="onnx")
 
@@ -125,11 +148,11 @@ def first_valid(boxes: np.ndarray) -> int:
 
 
 def frame_source(seq: Sequence, darken_seed: int | None) -> Callable[[int], np.ndarray]:
-    """Frame i of seq, darkened on the fly (per-sequence parameters, per-frame noise) when a seed is given."""
+    """Frame i of seq, darkened (per-sequence parameters, per-frame noise) when a seed is given: from the
+    on-disk cache of darkened frames (training/protocol.py), filled on first use."""
     if darken_seed is None:
         return seq.image
-    params = sequence_params(darken_seed, seq.name)
-    return lambda i: darken(seq.image(i), params, frame_rng(darken_seed, seq.name, i))
+    return cached_night_frames(seq, darken_seed)
 
 
 def run_sequence(
@@ -341,3 +364,35 @@ def evaluate(
     }
     _write_atomic(summary_path, json.dumps(summary, indent=1))
     return summary
+
+
+def evaluate_protocol(
+    data: Path,
+    specs: list[TrackerSpec],
+    out: Path,
+    seeds: list[int],
+    clean: bool = True,
+    labels: dict[str, str] | None = None,
+    config: dict | None = None,
+    night_only: tuple[str, ...] = (),
+) -> dict:
+    """The validation protocol: evaluate on every darkening seed (out/dark<S>/) and on the clean frames
+    (out/clean/), then compare the trackers with bootstrap CIs; writes out/comparison.{json,md}.
+    The first spec is the baseline of the paired differences; trackers named in night_only skip the
+    clean frames (the DarkLighter teacher: an enhancer for night, 100x slower)."""
+    night = [evaluate(data, specs, out / f"dark{seed}", seed, config) for seed in seeds]
+    day_specs = [s for s in specs if s.name not in night_only]
+    day = evaluate(data, day_specs, out / "clean", None, config) if clean else None
+    names = [s.name for s in specs]
+    rows = compare(night, day, names, names[0])
+    table = comparison_markdown(rows, labels or {}, names[0], seeds)
+    result = {
+        "data": str(data),
+        "seeds": seeds,
+        "baseline": names[0],
+        "trackers": rows,
+        "sequences": night[0]["sequences"],
+    }
+    _write_atomic(out / "comparison.json", json.dumps(result, indent=1))
+    _write_atomic(out / "comparison.md", table)
+    return result

@@ -148,11 +148,16 @@ def darken(
     out = out ** (params.gamma / SRGB_GAMMA)
     result = np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
     if compress:
-        ok, buf = cv2.imencode(".jpg", result, [cv2.IMWRITE_JPEG_QUALITY, int(params.jpeg_quality)])
-        if not ok:  # pragma: no cover - OpenCV always encodes a valid uint8 image
-            raise RuntimeError("JPEG encoding failed")
-        result = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        result = cv2.imdecode(encode_jpeg(result, params), cv2.IMREAD_COLOR)
     return result
+
+
+def encode_jpeg(image_bgr: np.ndarray, params: NightParams) -> np.ndarray:
+    """The encoder step of the simulation: JPEG bytes at the sequence's quality (decoding them is the frame)."""
+    ok, buf = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, int(params.jpeg_quality)])
+    if not ok:  # pragma: no cover - OpenCV always encodes a valid uint8 image
+        raise RuntimeError("JPEG encoding failed")
+    return buf
 
 
 def light_at(x: np.ndarray, y: np.ndarray, height: int, width: int, params: NightParams) -> np.ndarray:

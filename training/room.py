@@ -20,7 +20,6 @@ import torch.nn.functional as F
 
 from mlkd_training.losses import split_classes
 
-
 SINGLE_PEAK = 1e4  # persuasive value of a map with one local maximum (the most persuasive possible)
 
 

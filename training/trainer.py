@@ -183,7 +183,9 @@ def clip_per_student(groups: list[list[nn.Parameter]], max_norm: float) -> tuple
     norms, factors = [], []
     for params in groups:
         grads = [p.grad for p in params if p.grad is not None]
-        norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))) if grads else 0.0
+        norm = (
+            float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))) if grads else 0.0
+        )
         factor = min(1.0, max_norm / (norm + 1e-6)) if max_norm > 0 else 1.0
         if factor < 1.0:
             for g in grads:
@@ -200,7 +202,8 @@ def gradient_shares(parts: dict[str, torch.Tensor], params: list[nn.Parameter]) 
         if not value.requires_grad:
             continue
         g = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
-        grads[name] = torch.cat([(gi if gi is not None else torch.zeros_like(p)).flatten() for gi, p in zip(g, params)])
+        flat = [(gi if gi is not None else torch.zeros_like(p)).flatten() for gi, p in zip(g, params, strict=True)]
+        grads[name] = torch.cat(flat)
     if not grads:
         return {}
     total = sum(grads.values())
@@ -269,9 +272,7 @@ def train(
         log.info("--resume: no checkpoint in %s yet, starting from scratch", run_dir)
     if cfg.framework.normalize and not bool(framework.calibrated):
         calib = ShardedBatchSampler(0, min(tcfg.calibration_batches, steps_per_epoch), tcfg.batch, d.rank, d.world)
-        batches = [
-            {k: v.to(d.device) for k, v in b.items()} for b in make_loader(dataset, calib, cfg.data.workers)
-        ]
+        batches = [{k: v.to(d.device) for k, v in b.items()} for b in make_loader(dataset, calib, cfg.data.workers)]
         reference = framework.calibrate(batches)
         if d.world > 1:  # every rank normalises by the same sizes
             dist.all_reduce(framework.reference)

@@ -14,7 +14,8 @@ TRACKER_HELP = """tracker to run, repeatable: NAME[=MODEL].
   default            the embedded default model (ONNX Runtime); NAME=DIR runs any exported model directory
   teacher[=DIR]      DarkLighter enhancer then the tracker (enhance=True)
   nanotrack[=DIR]    the same model through the torch backend (checks the export)
-  opencv_nano[=BACKBONE.onnx,HEAD.onnx]  OpenCV's cv2.TrackerNano; defaults to shared/weights/nanotrack_v2"""
+  opencv_nano[=BACKBONE.onnx,HEAD.onnx]  OpenCV's cv2.TrackerNano; defaults to shared/weights/nanotrack_v2
+  NAME+update[=DIR]  any of this project's trackers with the confidence-gated template update"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,13 +29,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("data", type=Path, help="dataset folder (OTB/UAV123/UAVDark135/NAT2021/... layout), or pysot JSON")
     p.add_argument("--tracker", "-t", action="append", required=True, metavar="NAME[=MODEL]", help=TRACKER_HELP)
-    p.add_argument("--darken", type=int, metavar="SEED", help="apply the night simulation on the fly, with this seed")
+    p.add_argument(
+        "--darken",
+        type=_seeds,
+        metavar="SEED[,SEED...]",
+        help="apply the night simulation with this seed; several seeds (1,2,3) run the validation protocol:\n"
+        "each seed, plus the clean frames unless --no-clean, and a comparison with bootstrap CIs\n"
+        "over sequences (DIR/comparison.md); the first --tracker is the baseline",
+    )
+    p.add_argument("--no-clean", action="store_true", help="with several seeds: skip the clean-frame run")
     p.add_argument("--out", type=Path, default=Path("eval_out"), help="output folder (default: eval_out)")
     p.set_defaults(func=handler)
 
 
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected integer seeds separated by commas, e.g. 1,2,3") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected distinct seeds, e.g. 1,2,3")
+    return seeds
+
+
 def handler(args: argparse.Namespace) -> int:
-    from mlkd_training.evaluate import TrackerSpec, evaluate
+    from mlkd_training.evaluate import TrackerSpec, evaluate, evaluate_protocol
 
     try:
         specs = [TrackerSpec.parse(t) for t in args.tracker]
@@ -47,7 +66,11 @@ def handler(args: argparse.Namespace) -> int:
         return 2
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"}
     try:
-        summary = evaluate(args.data, specs, args.out, args.darken, config)
+        if args.darken and len(args.darken) > 1:
+            evaluate_protocol(args.data, specs, args.out, args.darken, not args.no_clean, config=config)
+            print((args.out / "comparison.md").read_text(), end="")
+            return 0
+        summary = evaluate(args.data, specs, args.out, args.darken[0] if args.darken else None, config)
     except (DatasetError, FileNotFoundError, ValueError) as exc:
         log.error("%s", exc)
         return 1
