@@ -1,0 +1,119 @@
+"""Helpers for the operator console tests and benchmarks/console_latency.py: a 30 Hz frame publisher
+with a fake emergency-hover service (its own rclpy context, in a thread), the console's address from its
+log, and headless Chromium driven by selenium."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PolygonStamped
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from sensor_msgs.msg import Image
+from std_srvs.srv import Trigger
+
+from mlkd_ros.dds import CONTROL_QOS, IMAGE_QOS
+from mlkd_ros.image_conversion import numpy_to_image
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+HOVER_MESSAGE = "test bridge: hovering"
+
+
+def pingpong(n: int) -> list[int]:
+    return list(range(n)) + list(range(n - 2, 0, -1))
+
+
+class FramePublisher:
+    """Publishes frames (stamp = now) at `rate` Hz in ping-pong order from its own thread; records the
+    stamp of every frame it sent, tracker/box, tracker/init, and answers olympe_bridge/emergency_hover."""
+
+    def __init__(self, domain_id: int, frames: list[np.ndarray], rate: float = 30.0, bridge: str = "olympe_bridge"):
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.node = rclpy.create_node("test_camera", context=self.context)
+        self.pub = self.node.create_publisher(Image, "camera/image", IMAGE_QOS)
+        h, w = frames[0].shape[:2]
+        self.template = (h, w)
+        self.data = [numpy_to_image(f).data for f in frames]
+        self.order = pingpong(len(frames))
+        self.sent: dict[tuple[int, int], int] = {}  # stamp -> frame index
+        self.boxes: list[PolygonStamped] = []
+        self.inits: list[PolygonStamped] = []
+        self.hover_calls = 0
+        self.node.create_subscription(PolygonStamped, "tracker/box", self.boxes.append, CONTROL_QOS)
+        self.node.create_subscription(PolygonStamped, "tracker/init", self.inits.append, CONTROL_QOS)
+        self.node.create_service(Trigger, f"{bridge}/emergency_hover", self._on_hover)
+        self._n = 0
+        self.node.create_timer(1.0 / rate, self._publish)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def _on_hover(self, _req, resp):
+        self.hover_calls += 1
+        resp.success, resp.message = True, HOVER_MESSAGE
+        return resp
+
+    def _publish(self) -> None:
+        index = self.order[self._n % len(self.order)]
+        self._n += 1
+        h, w = self.template
+        msg = Image(height=h, width=w, encoding="bgr8", step=w * 3)
+        msg.data = self.data[index]
+        msg.header.stamp = self.node.get_clock().now().to_msg()
+        msg.header.frame_id = "camera"
+        self.sent[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = index
+        self.pub.publish(msg)
+
+    def box_at(self, stamp: tuple[int, int]) -> PolygonStamped | None:
+        return next((b for b in self.boxes if (b.header.stamp.sec, b.header.stamp.nanosec) == tuple(stamp)), None)
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=2.0)
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+
+def console_address(read_log, timeout: float = 30.0) -> str:
+    """http://host:port/[?token=...] from the 'listening on' line of the console's log."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        m = re.search(r"operator console listening on (http://\S+)", read_log())
+        if m:
+            return m.group(1)
+        time.sleep(0.1)
+    raise AssertionError(f"the console never listened:\n{read_log()[-3000:]}")
+
+
+def browser_available() -> bool:
+    return CHROMIUM.exists() and CHROMEDRIVER.exists() and shutil.which("chromedriver") is not None
+
+
+def chromium(user_data_dir: Path, width: int = 1280, height: int = 900):
+    """Headless Debian Chromium through chromedriver, a fresh profile, nothing fetched from the network."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={user_data_dir}",
+        f"--window-size={width},{height}",
+    ):
+        opts.add_argument(flag)
+    return webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=opts)
