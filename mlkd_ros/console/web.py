@@ -63,6 +63,12 @@ class Client:
         self.wake.set()
 
     async def run(self) -> None:
+        try:
+            await self._send_loop()
+        except (ConnectionError, RuntimeError) as exc:  # the browser went away mid-send
+            log.info("%s: send stopped: %s", self.name, exc)
+
+    async def _send_loop(self) -> None:
         while not self.ws.closed:
             await self.wake.wait()
             self.wake.clear()
@@ -104,6 +110,7 @@ class Console:
         self.node, self.hub, self.guard = node, hub, guard
         self._ids = itertools.count(1)
         self._logged: set[str] = set()
+        self._tasks: set[asyncio.Task] = set()  # running commands (asyncio keeps only weak references)
         self.app = web.Application(middlewares=[guard.middleware])
         for path in PAGES:
             self.app.router.add_get(path, self.page)
@@ -153,7 +160,10 @@ class Console:
             client.ack()
             return
         log.info("%s -> %s", client.name, cmd.describe())
-        asyncio.get_running_loop().create_task(self.run_command(client, cmd))
+        # Not awaited here: a slow call (take-off waits up to 5 s) must not hold back an emergency hover.
+        task = asyncio.get_running_loop().create_task(self.run_command(client, cmd))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def run_command(self, client: Client, cmd: Command) -> None:
         try:

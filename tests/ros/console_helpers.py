@@ -12,17 +12,19 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PolygonStamped
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import Image
-from std_srvs.srv import Trigger
+from std_srvs.srv import SetBool, Trigger
 
 from mlkd_ros.dds import CONTROL_QOS, IMAGE_QOS
 from mlkd_ros.image_conversion import numpy_to_image
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 HOVER_MESSAGE = "test bridge: hovering"
+BRIDGE_VALUES = {"video_state": "streaming", "video_reconnects": "2", "drone_state": "connected", "battery": "87 %"}
 
 
 def pingpong(n: int) -> list[int]:
@@ -46,10 +48,13 @@ class FramePublisher:
         self.boxes: list[PolygonStamped] = []
         self.inits: list[PolygonStamped] = []
         self.hover_calls = 0
+        self.calls: list[tuple[str, bool | None]] = []  # bridge stand-in: (service, SetBool data)
+        self.bridge = bridge
         self.node.create_subscription(PolygonStamped, "tracker/box", self.boxes.append, CONTROL_QOS)
         self.node.create_subscription(PolygonStamped, "tracker/init", self.inits.append, CONTROL_QOS)
         self.node.create_service(Trigger, f"{bridge}/emergency_hover", self._on_hover)
         self._n = 0
+        self.hold = False  # True: keep publishing the first frame (a still scene) until set False
         self.node.create_timer(1.0 / rate, self._publish)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
@@ -61,9 +66,30 @@ class FramePublisher:
         resp.success, resp.message = True, HOVER_MESSAGE
         return resp
 
+    def add_bridge(self) -> None:
+        """The rest of the bridge's interface (arm, takeoff, land, its /diagnostics), from now on."""
+        b = self.bridge
+
+        def answer(name: str):
+            def cb(req, resp):
+                data = getattr(req, "data", None)
+                self.calls.append((name, data))
+                resp.success, resp.message = True, f"test bridge: {name}" + ("" if data is None else f" {data}")
+                return resp
+
+            return cb
+
+        self.node.create_service(SetBool, f"{b}/arm", answer("arm"))
+        self.node.create_service(Trigger, f"{b}/takeoff", answer("takeoff"))
+        self.node.create_service(Trigger, f"{b}/land", answer("land"))
+        diag = self.node.create_publisher(DiagnosticArray, "/diagnostics", CONTROL_QOS)
+        status = DiagnosticStatus(name=f"mlkd_olympe_bridge: /{b}", message="video streaming, drone connected")
+        status.values = [KeyValue(key=k, value=v) for k, v in BRIDGE_VALUES.items()]
+        self.node.create_timer(0.5, lambda: diag.publish(DiagnosticArray(status=[status])))
+
     def _publish(self) -> None:
         index = self.order[self._n % len(self.order)]
-        self._n += 1
+        self._n += 0 if self.hold else 1
         h, w = self.template
         msg = Image(height=h, width=w, encoding="bgr8", step=w * 3)
         msg.data = self.data[index]

@@ -9,7 +9,14 @@ import time
 
 import numpy as np
 import pytest
-from console_helpers import HOVER_MESSAGE, FramePublisher, browser_available, chromium, console_address
+from console_helpers import (
+    BRIDGE_VALUES,
+    HOVER_MESSAGE,
+    FramePublisher,
+    browser_available,
+    chromium,
+    console_address,
+)
 
 from mlkd_model.metrics import iou
 from mlkd_ros.boxes import polygon_to_box
@@ -45,6 +52,12 @@ def drag(driver, canvas, box, scale: float) -> None:
     chain.release().perform()
 
 
+def result_of(js, command: str, nth: int = 1) -> dict | None:
+    """The page's nth shown result for `command`, or None."""
+    found = [r for r in js("return window.mlkdConsole.results") if r["command"] == command]
+    return found[nth - 1] if len(found) >= nth else None
+
+
 def stamp_of(msg) -> tuple[int, int]:
     return msg.header.stamp.sec, msg.header.stamp.nanosec
 
@@ -55,7 +68,7 @@ def test_browser_drag_init_boxes_and_keys(launcher, env, domain_id, sequence, tm
     from selenium.webdriver.common.keys import Keys
 
     frames, gt = sequence
-    launcher.start("ground_station.launch.xml", ["tracker", "operator_console"], console_port="0")
+    launcher.start("ground_station.launch.xml", ["tracker", "follow_controller", "operator_console"], console_port="0")
     pub = FramePublisher(domain_id, frames)
     driver = None
     try:
@@ -68,7 +81,7 @@ def test_browser_drag_init_boxes_and_keys(launcher, env, domain_id, sequence, tm
         # The tracker's reset service and the test's hover service are there, the bridge's others are not.
         wait_for(lambda: driver.find_element(By.ID, "btn-hover").is_enabled(), 20, "services in the page")
         wait_for(lambda: driver.find_element(By.ID, "btn-reset").is_enabled(), 20, "tracker/reset")
-        for absent in ("btn-takeoff", "btn-land", "btn-arm", "btn-follow"):
+        for absent in ("btn-takeoff", "btn-land", "btn-arm", "btn-disarm"):
             assert not driver.find_element(By.ID, absent).is_enabled(), f"{absent} must be greyed out"
 
         # Drag around the target of the frame on screen now (the page freezes that frame at mouse-down).
@@ -123,7 +136,38 @@ def test_browser_drag_init_boxes_and_keys(launcher, env, domain_id, sequence, tm
         reset = next(r for r in js("return window.mlkdConsole.results") if r["command"] == "reset")
         assert reset["ok"] and reset["message"].startswith("tracking stopped"), reset
         wait_for(lambda: any(not b.polygon.points for b in list(pub.boxes)[n:]), 5, "the tracker's lost/stop box")
+
+        # F toggles follow on the real follow controller; the page shows its answer and the new state.
+        ActionChains(driver).send_keys("f").perform()
+        on = wait_for(lambda: result_of(js, "follow"), 10, "follow result")
+        assert on == {"command": "follow", "ok": True, "message": "following enabled"}
+        wait_for(lambda: "on" in driver.find_element(By.ID, "btn-follow").text, 5, "follow shown on")
+        ActionChains(driver).send_keys("f").perform()
+        wait_for(lambda: result_of(js, "follow", 2), 10, "second follow result")
+        assert result_of(js, "follow", 2)["message"] == "following disabled (hover)"
+
+        # The bridge's other services appear: their buttons come alive; take-off only after confirming.
+        pub.add_bridge()
+        wait_for(lambda: driver.find_element(By.ID, "btn-takeoff").is_enabled(), 20, "bridge services")
+        wait_for(lambda: BRIDGE_VALUES["battery"] in driver.find_element(By.ID, "bridge").text, 10, "bridge state")
+        assert "video reconnects" in driver.find_element(By.ID, "bridge").text
+        driver.find_element(By.ID, "btn-takeoff").click()
+        assert driver.find_element(By.ID, "confirm").is_displayed()
+        driver.find_element(By.ID, "confirm-no").click()
+        driver.find_element(By.ID, "btn-arm").click()
+        wait_for(lambda: result_of(js, "arm"), 10, "arm result")
+        assert pub.calls == [("arm", True)], "cancelled take-off must not reach the bridge"
+        driver.find_element(By.ID, "btn-takeoff").click()
+        driver.find_element(By.ID, "confirm-yes").click()
+        driver.find_element(By.ID, "btn-land").click()
+        driver.find_element(By.ID, "btn-disarm").click()
+        wait_for(lambda: len(pub.calls) == 4 and result_of(js, "arm", 2), 10, "take-off, land, disarm")
+        assert sorted(pub.calls, key=str) == sorted(
+            [("arm", True), ("takeoff", None), ("land", None), ("arm", False)], key=str
+        )
+        assert result_of(js, "takeoff") == {"command": "takeoff", "ok": True, "message": "test bridge: takeoff"}
         log = launcher.log("operator_console")
+        assert "-> follow on" in log and "-> takeoff" in log
         assert "-> hover" in log and "-> reset" in log and "-> init box" in log
     finally:
         if driver is not None:

@@ -101,7 +101,7 @@ function drawOverlay(meta) {
     const [x, y, w, h] = meta.box;
     ctx.strokeStyle = state === "low_score" ? "#fc3" : "#3f6";
     ctx.strokeRect(x, y, w, h);
-    label(`${state} ${meta.score}`, x, Math.max(y - 4, 16), ctx.strokeStyle);
+    label(`${state.replace("_", " ")} · score ${meta.score}`, x, Math.max(y - 4, 16), ctx.strokeStyle);
   }
   if (lost) {
     ctx.strokeStyle = "#e33"; ctx.lineWidth = lw * 3;
