@@ -42,12 +42,13 @@ async def serve(node: ConsoleNode, token: str | None) -> None:
     node.sink = hub
     runner = web.AppRunner(console.app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, node.bind_address, node.port)
     while not stop.is_set():
+        site = web.TCPSite(runner, node.bind_address, node.port)
         try:
             await site.start()
             break
         except OSError as exc:  # port taken: stay up (the launch file's other nodes keep running) and retry
+            await site.stop()  # unregisters it from the runner, so a new site can try again
             node.server_error = f"cannot listen on {node.bind_address}:{node.port}: {exc.strerror or exc}"
             log.error("%s; retrying in %.0f s", node.server_error, BIND_RETRY_S)
             try:

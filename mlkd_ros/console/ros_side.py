@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+import threading
 import time
 from collections import OrderedDict, deque
 from concurrent.futures import Future
@@ -71,7 +72,8 @@ class ConsoleNode(Node):
         self._headers: OrderedDict[int, object] = OrderedDict()  # recent image headers (init on screen)
         self._last_box = -math.inf
         self._box_shown = -1  # stamp of the newest frame sent
-        self._init_waiters: dict[int, Future] = {}
+        self._init_waiters: dict[int, Future] = {}  # filled by the web thread, answered here
+        self._waiters_lock = threading.Lock()
         self.frames_in = self.frames_out = self.frames_unpaired = 0
         self._in_times: deque[float] = deque(maxlen=120)
         self.tracker_diag: dict = {}
@@ -111,7 +113,8 @@ class ConsoleNode(Node):
         self._headers[stamp] = msg.header
         while len(self._headers) > HELD:
             self._headers.popitem(last=False)
-        if self.sink is None or self.sink.viewers() == 0:
+        sink = self.sink  # read once: the web thread clears it at shutdown
+        if sink is None or sink.viewers() == 0:
             self._held.clear()
             return
         if now - self._last_box > SILENT_TRACKER_S:
@@ -125,14 +128,16 @@ class ConsoleNode(Node):
     def _on_box(self, msg: PolygonStamped) -> None:
         self._last_box = time.monotonic()
         stamp = stamp_ns(msg.header)
-        waiter = self._init_waiters.pop(stamp, None)
+        with self._waiters_lock:
+            waiter = self._init_waiters.pop(stamp, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(msg)
         held = self._held.pop(stamp, None)
         for old in [s for s in self._held if s < stamp]:  # skipped by the tracker: their box never comes
             del self._held[old]
         if held is None:
-            self.frames_unpaired += int(self.sink is not None and self.sink.viewers() > 0)
+            sink = self.sink
+            self.frames_unpaired += int(sink is not None and sink.viewers() > 0)
             return
         self._send(held[0], msg)
 
@@ -148,7 +153,8 @@ class ConsoleNode(Node):
 
     def _send(self, msg: Image, box_msg: PolygonStamped | None) -> None:
         stamp = stamp_ns(msg.header)
-        if stamp <= self._box_shown or self.sink is None:
+        sink = self.sink
+        if stamp <= self._box_shown or sink is None:
             return  # never go back in time
         try:
             frame, color = image_to_numpy(msg)
@@ -182,7 +188,7 @@ class ConsoleNode(Node):
         }
         self._box_shown = stamp
         self.frames_out += 1
-        self.sink.frame(frame_payload(meta, jpeg.tobytes()))
+        sink.frame(frame_payload(meta, jpeg.tobytes()))
 
     # ---- state ----
     def _on_cle(self, msg: PointStamped) -> None:
@@ -231,11 +237,13 @@ class ConsoleNode(Node):
         }
 
     def _push_state(self) -> None:
-        if self.sink is not None and self.sink.viewers():
-            self.sink.state(json.dumps(self.state(), separators=(",", ":")))
+        sink = self.sink
+        if sink is not None and sink.viewers():
+            sink.state(json.dumps(self.state(), separators=(",", ":")))
 
     def _publish_diagnostics(self) -> None:
-        viewers = self.sink.viewers() if self.sink is not None else 0
+        sink = self.sink
+        viewers = sink.viewers() if sink is not None else 0
         st = DiagnosticStatus(name=f"mlkd_operator_console: {self.get_fully_qualified_name()}", hardware_id="console")
         st.level = DiagnosticStatus.ERROR if self.server_error else DiagnosticStatus.OK
         st.message = self.server_error or f"{viewers} browser(s)"
@@ -264,9 +272,10 @@ class ConsoleNode(Node):
         x, y, w, h = cmd.box
         msg.polygon.points = [Point32(x=x, y=y), Point32(x=x + w, y=y + h)]
         fut: Future = Future()
-        self._init_waiters[stamp] = fut
-        while len(self._init_waiters) > 16:
-            self._init_waiters.pop(next(iter(self._init_waiters)))
+        with self._waiters_lock:
+            self._init_waiters[stamp] = fut
+            while len(self._init_waiters) > 16:
+                self._init_waiters.pop(next(iter(self._init_waiters)))
         self.init_pub.publish(msg)
         return fut
 

@@ -65,6 +65,7 @@ class Guard:
     token: str | None
     loopback: bool
     allowed_origins: set[str] = field(default_factory=set)
+    _logged: set[tuple[str, str]] = field(default_factory=set)  # (peer, reason) already logged
 
     def given_token(self, request: web.Request) -> str:
         auth = request.headers.get("Authorization", "")
@@ -90,7 +91,9 @@ class Guard:
         why = self.check(request)
         if why is not None:
             status = 401 if why.startswith("access token") else 403
-            log.warning("refused %s %s from %s: %s", request.method, request.path, request.remote, why)
+            if len(self._logged) < 1000 and (request.remote, why) not in self._logged:  # a scan cannot flood the log
+                self._logged.add((request.remote, why))
+                log.warning("refused %s %s from %s: %s", request.method, request.path, request.remote, why)
             return web.Response(status=status, text=why + "\n")
         if self.token is not None and "token" in request.query and request.path == "/":
             # Swap the token in the URL for a cookie, so it leaves the address bar and the history.

@@ -95,10 +95,16 @@ class Hub:
         return len(self.clients)
 
     def frame(self, payload: bytes) -> None:
-        self.loop.call_soon_threadsafe(self._fan, "offer_frame", payload)
+        self._post("offer_frame", payload)
 
     def state(self, text: str) -> None:
-        self.loop.call_soon_threadsafe(self._fan, "offer_state", text)
+        self._post("offer_state", text)
+
+    def _post(self, method: str, data) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self._fan, method, data)
+        except RuntimeError:  # the loop closed under us (shutting down): nobody to show it to
+            pass
 
     def _fan(self, method: str, data) -> None:
         for c in list(self.clients.values()):

@@ -98,6 +98,11 @@ class FramePublisher:
         self.sent[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = index
         self.pub.publish(msg)
 
+    @property
+    def position(self) -> int:
+        """Where in `order` the next frame comes from."""
+        return self._n
+
     def box_at(self, stamp: tuple[int, int]) -> PolygonStamped | None:
         return next((b for b in self.boxes if (b.header.stamp.sec, b.header.stamp.nanosec) == tuple(stamp)), None)
 

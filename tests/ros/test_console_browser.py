@@ -84,12 +84,21 @@ def test_browser_drag_init_boxes_and_keys(launcher, env, domain_id, sequence, tm
         for absent in ("btn-takeoff", "btn-land", "btn-arm", "btn-disarm"):
             assert not driver.find_element(By.ID, absent).is_enabled(), f"{absent} must be greyed out"
 
-        # Drag around the target of the frame on screen now (the page freezes that frame at mouse-down).
-        shown = tuple(js("const d = window.mlkdConsole.drawn; return [d.at(-1).sec, d.at(-1).nanosec];"))
+        # Drag around the target of the frame on screen (the page freezes that frame at mouse-down). The
+        # camera holds still meanwhile (new stamps, same picture), so the test knows where the target is
+        # whichever of those frames the mouse-down catches; the stamps tell which one it was.
+        pub.hold = True
+        held = pub.order[pub.position % len(pub.order)]
+
+        def shown() -> int | None:
+            last = js("const d = window.mlkdConsole.drawn; return [d.at(-1).sec, d.at(-1).nanosec];")
+            return pub.sent.get(tuple(last))
+
+        wait_for(lambda: shown() == held, 10, "the still frame on screen")
         scale = js("const c = arguments[0]; return c.getBoundingClientRect().width / c.width;", canvas)
-        drag(driver, canvas, gt[pub.sent[shown]], scale)
-        page = "return [window.mlkdConsole.frozenStamp, window.mlkdConsole.results]"
-        init = wait_for(lambda: pub.inits and pub.inits[0], 10, f"tracker/init from the page {js(page)}")
+        drag(driver, canvas, gt[held], scale)
+        init = wait_for(lambda: pub.inits and pub.inits[0], 10, "tracker/init from the page")
+        pub.hold = False
         frozen = tuple(js("return window.mlkdConsole.frozenStamp"))
         assert stamp_of(init) == frozen and frozen in pub.sent, "init must carry the header of the frame on screen"
         assert init.header.frame_id == "camera"

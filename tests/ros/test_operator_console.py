@@ -220,3 +220,28 @@ def test_console_loopback_needs_no_token_but_checks_host(launcher, env):
     page, rebound, services = asyncio.run(probe())
     assert page == 200 and rebound == 403
     assert services == dict.fromkeys(("reset", "follow", "arm", "takeoff", "land", "hover"), False)
+
+
+def test_console_survives_a_taken_port(launcher, env, probe):
+    """Port in use: the node stays up (the launch file's other nodes would be stopped if it exited), says
+    so on /diagnostics, and serves as soon as the port is free."""
+    import socket
+
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+    from mlkd_ros.dds import CONTROL_QOS
+
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    port = squatter.getsockname()[1]
+    diags = probe.record(DiagnosticArray, "/diagnostics", CONTROL_QOS)
+    launcher.start("ground_station.launch.xml", ["operator_console"], console_port=str(port))
+    try:
+        assert probe.spin_until(lambda: any(m.status[0].level == DiagnosticStatus.ERROR for _, m in diags), 30)
+        error = next(m.status[0] for _, m in diags if m.status[0].level == DiagnosticStatus.ERROR)
+        assert f"cannot listen on 127.0.0.1:{port}" in error.message and error.name.startswith("mlkd_operator_console")
+        assert launcher.alive("operator_console")
+    finally:
+        squatter.close()
+    assert console_address(lambda: launcher.log("operator_console"), 15) == f"http://127.0.0.1:{port}/"

@@ -173,10 +173,13 @@ function command(name) {
   else send({ type: name });
 }
 
+// blur(): a focused button would also be "clicked" by the Space / Enter of a keyboard shortcut.
+document.querySelectorAll("button").forEach((b) => b.addEventListener("click", () => b.blur()));
 document.querySelectorAll("button[data-cmd]").forEach((b) => b.addEventListener("click", () => command(b.dataset.cmd)));
 $("confirm-yes").addEventListener("click", () => { $("confirm").hidden = true; send({ type: "takeoff", confirm: true }); });
 $("confirm-no").addEventListener("click", () => { $("confirm").hidden = true; });
 
+document.addEventListener("keyup", (ev) => { if (ev.code === "Space") ev.preventDefault(); });
 document.addEventListener("keydown", (ev) => {
   if (ev.repeat) return;
   if (ev.code === "Space") { ev.preventDefault(); send({ type: "hover" }); }
