@@ -54,7 +54,7 @@ class FramePublisher:
         self.node.create_subscription(PolygonStamped, "tracker/init", self.inits.append, CONTROL_QOS)
         self.node.create_service(Trigger, f"{bridge}/emergency_hover", self._on_hover)
         self._n = 0
-        self.hold = False  # True: keep publishing the first frame (a still scene) until set False
+        self.hold = False  # True: keep publishing the current frame (a still scene) until set False
         self.node.create_timer(1.0 / rate, self._publish)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
@@ -97,6 +97,20 @@ class FramePublisher:
         msg.header.frame_id = "camera"
         self.sent[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = index
         self.pub.publish(msg)
+
+    def set_tracker_param(self, name: str, value: float, timeout: float = 10.0) -> bool:
+        from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+        from rcl_interfaces.srv import SetParameters
+
+        client = self.node.create_client(SetParameters, "tracker/set_parameters")
+        if not client.wait_for_service(timeout_sec=timeout):
+            return False
+        value = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
+        future = client.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=value)]))
+        end = time.monotonic() + timeout
+        while not future.done() and time.monotonic() < end:
+            time.sleep(0.02)
+        return future.done() and future.result().results[0].successful
 
     @property
     def position(self) -> int:

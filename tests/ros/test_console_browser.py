@@ -130,6 +130,18 @@ def test_browser_drag_init_boxes_and_keys(launcher, env, domain_id, sequence, tm
         print(f"image stamp -> display latency: median {np.median(lat):.0f} ms, p90 {np.percentile(lat, 90):.0f} ms")
         driver.save_screenshot(str(tmp_path / "console.png"))
 
+        # The tracker reports lost (no score reaches lost_score 1.0): the page shows it on those frames.
+        n = len(pub.boxes)
+        assert pub.set_tracker_param("lost_score", 1.0)
+        wait_for(lambda: any(not b.polygon.points for b in list(pub.boxes)[n:]), 15, "the tracker's lost")
+        lost = wait_for(lambda: [d for d in js("return window.mlkdConsole.drawn") if d["lost"]], 10, "lost drawn")
+        wait_for(lambda: "lost" in driver.find_element(By.ID, "videobox").get_attribute("class"), 5, "lost frame")
+        driver.save_screenshot(str(tmp_path / "console_lost.png"))
+        assert pub.set_tracker_param("lost_score", 0.2)
+        for d in lost:  # drawn as lost exactly on the frames the tracker answered with an empty polygon
+            box = pub.box_at((d["sec"], d["nanosec"]))
+            assert box is not None and not box.polygon.points and d["box"] is None, d
+
         # Space: emergency hover through the bridge's service; the page shows the service's answer.
         ActionChains(driver).send_keys(Keys.SPACE).perform()
         wait_for(lambda: pub.hover_calls == 1, 10, "the emergency hover call")
