@@ -32,8 +32,8 @@ IN_FLIGHT = 2  # frames sent but not yet acknowledged by the browser
 
 
 class Client:
-    def __init__(self, cid: int, ws: web.WebSocketResponse, peer: str) -> None:
-        self.id, self.ws, self.peer = cid, ws, peer
+    def __init__(self, cid: int, ws: web.WebSocketResponse, peer: str, hub: Hub) -> None:
+        self.id, self.ws, self.peer, self.hub = cid, ws, peer, hub
         self.frame: bytes | None = None
         self.state: str | None = None
         self.replies: deque[str] = deque(maxlen=32)
@@ -77,6 +77,8 @@ class Client:
             if self.state is not None:
                 text, self.state = self.state, None
                 await self.ws.send_str(text)
+                link = {"type": "link", "sent": self.sent, "dropped": self.dropped, "browsers": self.hub.viewers()}
+                await self.ws.send_str(json.dumps(link))
             if self.frame is not None and self.in_flight < IN_FLIGHT:
                 payload, self.frame = self.frame, None
                 self.in_flight += 1
@@ -133,7 +135,8 @@ class Console:
         # aiohttp closes the connection (1009) above max_msg_size; below it our own limit gives an error reply.
         ws = web.WebSocketResponse(max_msg_size=1 << 20, heartbeat=10.0)
         await ws.prepare(request)
-        client = Client(next(self._ids), ws, f"{request.remote}, {request.headers.get('User-Agent', '?')[:60]}")
+        peer = f"{request.remote}, {request.headers.get('User-Agent', '?')[:60]}"
+        client = Client(next(self._ids), ws, peer, self.hub)
         self.hub.clients[client.id] = client
         log.info("%s connected; %d browser(s)", client.name, len(self.hub.clients))
         sender = asyncio.create_task(client.run())

@@ -208,7 +208,11 @@ function onText(msg) {
   } else if (msg.type === "state") {
     ui.state = msg; ui.services = msg.services; ui.follow = msg.follow_enabled;
     refreshButtons(); refreshTables(msg); drawPlots(msg);
+  } else if (msg.type === "link") {
+    $("clients").textContent = `client #${ui.client} · video to this browser: ${msg.sent} sent, ` +
+      `${msg.dropped} dropped (newest only) · ${msg.browsers} browser(s) connected`;
   } else if (msg.type === "hello") {
+    ui.client = msg.client;
     $("clients").textContent = `this browser: client #${msg.client}`;
   }
 }
