@@ -3,8 +3,12 @@
 Pairing: while the tracker publishes boxes, a frame is held until the box with its stamp arrives and
 is then sent with it, so a box is always drawn on the frame it was computed on. Frames the tracker
 skipped are dropped when a newer box arrives; a frame still without a box after `box_wait` goes out
-bare; while the tracker is silent (idle, stopped) frames go out at once. JPEG encoding happens only
-while a browser is connected. Everything the page sees leaves through `sink` (web.Hub, thread-safe).
+bare; while the tracker is silent (idle, stopped) frames go out at once. Everything the page sees leaves through
+`sink` (web.Hub, thread-safe).
+
+camera/image and tracker/cle are subscribed only while a browser is connected: no decoding cost
+otherwise, and a console nobody watches never counts as the subscriber that a bag player waits for
+before playing (replay.launch.xml's `wait_for`: the tracker and the CLE logger).
 """
 
 from __future__ import annotations
@@ -86,9 +90,8 @@ class ConsoleNode(Node):
 
         self.init_pub = self.create_publisher(PolygonStamped, "tracker/init", CONTROL_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", CONTROL_QOS)
-        self.create_subscription(Image, "camera/image", self._on_image, IMAGE_QOS)
+        self._watching: list = []  # camera/image, tracker/cle subscriptions while a browser is connected
         self.create_subscription(PolygonStamped, "tracker/box", self._on_box, CONTROL_QOS)
-        self.create_subscription(PointStamped, "tracker/cle", self._on_cle, CONTROL_QOS)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, CONTROL_QOS)
         b = bridge.strip("/")
         self.commands = {  # command -> (type, ROS service name)
@@ -238,7 +241,17 @@ class ConsoleNode(Node):
 
     def _push_state(self) -> None:
         sink = self.sink
-        if sink is not None and sink.viewers():
+        viewers = sink.viewers() if sink is not None else 0
+        if viewers and not self._watching:
+            self._watching = [
+                self.create_subscription(Image, "camera/image", self._on_image, IMAGE_QOS),
+                self.create_subscription(PointStamped, "tracker/cle", self._on_cle, CONTROL_QOS),
+            ]
+        elif not viewers and self._watching:
+            for s in self._watching:
+                self.destroy_subscription(s)
+            self._watching = []
+        if viewers:
             sink.state(json.dumps(self.state(), separators=(",", ":")))
 
     def _publish_diagnostics(self) -> None:

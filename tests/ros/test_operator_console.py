@@ -201,12 +201,15 @@ def test_console_security_on_non_loopback_bind(launcher, env, domain_id, sequenc
     assert launcher.alive("operator_console"), log[-2000:]
 
 
-def test_console_loopback_needs_no_token_but_checks_host(launcher, env):
+def test_console_loopback_needs_no_token_but_checks_host(launcher, env, probe):
     launcher.start("replay.launch.xml", ["operator_console"], console_port="0")
     url = console_address(lambda: launcher.log("operator_console"))
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", url), url
+    # Nobody watching: no video / CLE subscriptions (a bag player waits for the tracker's and the logger's).
+    assert probe.spin_until(lambda: probe.node.count_publishers("tracker/init") > 0, 20)
+    assert probe.node.count_subscribers("camera/image") == 0 and probe.node.count_subscribers("tracker/cle") == 0
 
-    async def probe() -> tuple[int, int, int]:
+    async def watch() -> tuple[int, int, dict, bool]:
         async with aiohttp.ClientSession() as s:
             async with s.get(url) as r:
                 page = r.status
@@ -215,9 +218,13 @@ def test_console_loopback_needs_no_token_but_checks_host(launcher, env):
             origin = f"http://{url.split('/')[2]}"
             async with s.ws_connect(url + "ws", headers={"Origin": origin}) as ws:
                 state = await next_of(ws, "state")
-            return page, rebound, state["services"]
+                watching = await asyncio.to_thread(
+                    probe.spin_until, lambda: probe.node.count_subscribers("camera/image") == 1, 10
+                )
+            return page, rebound, state["services"], watching
 
-    page, rebound, services = asyncio.run(probe())
+    page, rebound, services, watching = asyncio.run(watch())
+    assert watching, "a connected browser subscribes the console to camera/image"
     assert page == 200 and rebound == 403
     assert services == dict.fromkeys(("reset", "follow", "arm", "takeoff", "land", "hover"), False)
 
