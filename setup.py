@@ -24,6 +24,7 @@ setup(
     package_data={
         "mlkd_model.default_model": ["*.onnx", "*.json", "SOURCE.txt"],
         "mlkd_training": ["configs/*.yaml"],
+        "mlkd_ros.console": ["static/*"],
     },
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
@@ -42,6 +43,7 @@ setup(
             "cle_logger = mlkd_ros.cle_logger:main",
             "olympe_bridge = mlkd_ros.olympe_bridge:main",
             "bag_player = mlkd_ros.bag_player:main",
+            "operator_console = mlkd_ros.operator_console:main",
         ],
     },
 )

@@ -35,6 +35,7 @@ KNOWN_EXECUTABLES = {
     "cle_logger": "mlkd_ros.cle_logger:main",
     "olympe_bridge": "mlkd_ros.olympe_bridge:main",
     "bag_player": "mlkd_ros.bag_player:main",
+    "operator_console": "mlkd_ros.operator_console:main",
 }
 _SUBST = re.compile(r"\$\(([a-z\-]+)((?:\s+[^()\s]+)*)\s*\)")
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # System packages for the Olympe bridge tests and demos (Debian 12): ffmpeg/x264 to encode test videos,
 # GStreamer's RTSP server (run with Debian's /usr/bin/python3 + python3-gi) to serve them like an Anafi,
-# iproute2 for `ip link set lo up` inside the tests' private network namespace (unshare -rn).
+# iproute2 for `ip link set lo up` inside the tests' private network namespace (unshare -rn),
+# chromium + chromium-driver for the operator console's headless-browser test (selenium drives it).
 # Idempotent: does nothing when every package is already installed. Needs root (or sudo).
 # Writes /var/lib/mlkd/setup_system.done so the tests can tell "not set up" (skip) from "broken" (fail).
 set -euo pipefail
@@ -9,6 +10,7 @@ packages=(
   ffmpeg x264 iproute2 util-linux
   python3 python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+  chromium chromium-driver
 )
 marker=/var/lib/mlkd/setup_system.done
 sudo=()

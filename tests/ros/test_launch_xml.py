@@ -24,8 +24,9 @@ def inline_params(spec) -> dict:
 
 def test_ground_station_declares_bridge_tracker_and_controller():
     desc = parse_launch(LAUNCH / "ground_station.launch.xml", {"drone_ip": "10.202.0.1", "model_dir": "/m"})
-    assert [n.exec for n in desc.nodes] == ["olympe_bridge", "tracker_node", "follow_controller"]
-    bridge, tracker, follow = desc.nodes
+    assert [n.exec for n in desc.nodes] == ["olympe_bridge", "tracker_node", "follow_controller", "operator_console"]
+    bridge, tracker, follow, console = desc.nodes
+    assert inline_params(console) == {"port": 8080, "bind_address": "127.0.0.1"}
     assert inline_params(bridge)["drone_ip"] == "10.202.0.1"
     # File first, then the launch arguments on top of it (same order as ros2 launch).
     assert tracker.params[0] == LAUNCH / "tracker.yaml" and tracker.params[0].exists()
@@ -33,11 +34,14 @@ def test_ground_station_declares_bridge_tracker_and_controller():
     assert inline_params(follow) == {"image_width": 640, "image_height": 480}
     assert Path(desc.env["FASTDDS_DEFAULT_PROFILES_FILE"]) == LAUNCH / "fastdds_profile.xml"
     assert [n.name for n in select(desc, ["tracker", "follow_controller"])] == ["tracker", "follow_controller"]
+    no_console = parse_launch(LAUNCH / "ground_station.launch.xml", {"console": "false"})
+    assert "operator_console" not in [n.exec for n in no_console.nodes]
 
 
 def test_replay_declares_player_tracker_and_cle_logger():
     desc = parse_launch(LAUNCH / "replay.launch.xml", {"bag": "/b", "ground_truth": "/gt.txt"})
-    assert [n.exec for n in desc.nodes] == ["bag_player", "tracker_node", "cle_logger"]
+    assert [n.exec for n in desc.nodes] == ["bag_player", "tracker_node", "cle_logger", "operator_console"]
+    assert inline_params(parse_launch(LAUNCH / "replay.launch.xml", {"console_port": "0"}).nodes[3])["port"] == 0
     assert inline_params(desc.nodes[1])["ground_truth_file"] == "/gt.txt"
     assert inline_params(desc.nodes[1])["ground_truth_topic"] == ""
 
@@ -125,6 +129,7 @@ def test_ground_station_modules_do_not_import_torch():
         "        if n == 'torch' or n.startswith('torch.'): raise ImportError('blocked')\n"
         "sys.meta_path.insert(0, B())\n"
         "import mlkd_ros.tracker_node, mlkd_ros.follow_controller, mlkd_ros.cle_logger, mlkd_ros.launch_xml\n"
+        "import mlkd_ros.operator_console\n"
         "from mlkd_model.load import load_tracker\n"
         "load_tracker(None, backend='onnx')\n"
         "assert not [m for m in sys.modules if m.split('.')[0] == 'torch'], 'torch imported'\n"

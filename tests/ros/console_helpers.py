@@ -1,0 +1,164 @@
+"""Helpers for the operator console tests and benchmarks/console_latency.py: a 30 Hz frame publisher
+with a fake emergency-hover service (its own rclpy context, in a thread), the console's address from its
+log, and headless Chromium driven by selenium."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PolygonStamped
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from sensor_msgs.msg import Image
+from std_srvs.srv import SetBool, Trigger
+
+from mlkd_ros.dds import CONTROL_QOS, IMAGE_QOS
+from mlkd_ros.image_conversion import numpy_to_image
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+HOVER_MESSAGE = "test bridge: hovering"
+BRIDGE_VALUES = {"video_state": "streaming", "video_reconnects": "2", "drone_state": "connected", "battery": "87 %"}
+
+
+def pingpong(n: int) -> list[int]:
+    return list(range(n)) + list(range(n - 2, 0, -1))
+
+
+class FramePublisher:
+    """Publishes frames (stamp = now) at `rate` Hz in ping-pong order from its own thread; records the
+    stamp of every frame it sent, tracker/box, tracker/init, and answers olympe_bridge/emergency_hover."""
+
+    def __init__(self, domain_id: int, frames: list[np.ndarray], rate: float = 30.0, bridge: str = "olympe_bridge"):
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.node = rclpy.create_node("test_camera", context=self.context)
+        self.pub = self.node.create_publisher(Image, "camera/image", IMAGE_QOS)
+        h, w = frames[0].shape[:2]
+        self.template = (h, w)
+        self.data = [numpy_to_image(f).data for f in frames]
+        self.order = pingpong(len(frames))
+        self.sent: dict[tuple[int, int], int] = {}  # stamp -> frame index
+        self.boxes: list[PolygonStamped] = []
+        self.inits: list[PolygonStamped] = []
+        self.hover_calls = 0
+        self.calls: list[tuple[str, bool | None]] = []  # bridge stand-in: (service, SetBool data)
+        self.bridge = bridge
+        self.node.create_subscription(PolygonStamped, "tracker/box", self.boxes.append, CONTROL_QOS)
+        self.node.create_subscription(PolygonStamped, "tracker/init", self.inits.append, CONTROL_QOS)
+        self.node.create_service(Trigger, f"{bridge}/emergency_hover", self._on_hover)
+        self._n = 0
+        self.hold = False  # True: keep publishing the current frame (a still scene) until set False
+        self.node.create_timer(1.0 / rate, self._publish)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def _on_hover(self, _req, resp):
+        self.hover_calls += 1
+        resp.success, resp.message = True, HOVER_MESSAGE
+        return resp
+
+    def add_bridge(self) -> None:
+        """The rest of the bridge's interface (arm, takeoff, land, its /diagnostics), from now on."""
+        b = self.bridge
+
+        def answer(name: str):
+            def cb(req, resp):
+                data = getattr(req, "data", None)
+                self.calls.append((name, data))
+                resp.success, resp.message = True, f"test bridge: {name}" + ("" if data is None else f" {data}")
+                return resp
+
+            return cb
+
+        self.node.create_service(SetBool, f"{b}/arm", answer("arm"))
+        self.node.create_service(Trigger, f"{b}/takeoff", answer("takeoff"))
+        self.node.create_service(Trigger, f"{b}/land", answer("land"))
+        diag = self.node.create_publisher(DiagnosticArray, "/diagnostics", CONTROL_QOS)
+        status = DiagnosticStatus(name=f"mlkd_olympe_bridge: /{b}", message="video streaming, drone connected")
+        status.values = [KeyValue(key=k, value=v) for k, v in BRIDGE_VALUES.items()]
+        self.node.create_timer(0.5, lambda: diag.publish(DiagnosticArray(status=[status])))
+
+    def _publish(self) -> None:
+        index = self.order[self._n % len(self.order)]
+        self._n += 0 if self.hold else 1
+        h, w = self.template
+        msg = Image(height=h, width=w, encoding="bgr8", step=w * 3)
+        msg.data = self.data[index]
+        msg.header.stamp = self.node.get_clock().now().to_msg()
+        msg.header.frame_id = "camera"
+        self.sent[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = index
+        self.pub.publish(msg)
+
+    def set_tracker_param(self, name: str, value: float, timeout: float = 10.0) -> bool:
+        from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+        from rcl_interfaces.srv import SetParameters
+
+        client = self.node.create_client(SetParameters, "tracker/set_parameters")
+        if not client.wait_for_service(timeout_sec=timeout):
+            return False
+        value = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
+        future = client.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=value)]))
+        end = time.monotonic() + timeout
+        while not future.done() and time.monotonic() < end:
+            time.sleep(0.02)
+        return future.done() and future.result().results[0].successful
+
+    @property
+    def position(self) -> int:
+        """Where in `order` the next frame comes from."""
+        return self._n
+
+    def box_at(self, stamp: tuple[int, int]) -> PolygonStamped | None:
+        return next((b for b in self.boxes if (b.header.stamp.sec, b.header.stamp.nanosec) == tuple(stamp)), None)
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=2.0)
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+
+def console_address(read_log, timeout: float = 30.0) -> str:
+    """http://host:port/[?token=...] from the 'listening on' line of the console's log."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        m = re.search(r"operator console listening on (http://\S+)", read_log())
+        if m:
+            return m.group(1)
+        time.sleep(0.1)
+    raise AssertionError(f"the console never listened:\n{read_log()[-3000:]}")
+
+
+def browser_available() -> bool:
+    return CHROMIUM.exists() and CHROMEDRIVER.exists() and shutil.which("chromedriver") is not None
+
+
+def chromium(user_data_dir: Path, width: int = 1280, height: int = 900):
+    """Headless Debian Chromium through chromedriver, a fresh profile, nothing fetched from the network."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={user_data_dir}",
+        f"--window-size={width},{height}",
+    ):
+        opts.add_argument(flag)
+    return webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=opts)
