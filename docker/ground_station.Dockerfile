@@ -41,7 +41,7 @@ RUN . "/opt/ros/${ROS_DISTRO}/setup.bash" \
     && rm -rf build log
 
 # Large shared-memory segment for images (Fast DDS drops most best-effort 640x480 frames without it).
-ENV FASTDDS_DEFAULT_PROFILES_FILE=/ws/install/mlkd_ros/share/mlkd_ros/launch/fastdds_profile.xml \
+ENV FASTDDS_DEFAULT_PROFILES_FILE=/ws/install/mlkd_ros/share/mlkd_ros/launch/fastdds_localhost.xml \
     RMW_IMPLEMENTATION=rmw_fastrtps_cpp \
     ROS_DISTRO=${ROS_DISTRO}
 

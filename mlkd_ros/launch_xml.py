@@ -2,7 +2,8 @@
 
 Understands the subset our launch files use: <arg>, <let>, <set_env>, <group> (with if/unless),
 <node pkg exec name namespace> with <param name value/>, <param from/>, <remap/>, <env/>, and the
-substitutions $(var), $(env), $(optenv), $(find-pkg-share), $(dirname). Each node becomes
+substitutions $(var), $(env), $(optenv), $(find-pkg-share), $(dirname), $(equals), $(not-equals);
+<arg> <choice>s are enforced. Each node becomes
 `python -c "<run its main>" --ros-args ...` with the same parameters (in the same order) and remaps
 that `ros2 launch` would give it. Used by the tests and as the `mlkd-launch` command.
 """
@@ -136,6 +137,10 @@ class _Context:
             return str(find_pkg_share(rest[0]))
         if kind == "dirname":
             return str(self.path.parent)
+        if kind in ("equals", "not-equals"):
+            if len(rest) != 2:
+                raise LaunchError(f"{self.path.name}: $({kind}) takes two values, got {rest}")
+            return str((_comparable(rest[0]) == _comparable(rest[1])) == (kind == "equals")).lower()
         raise LaunchError(f"{self.path.name}: substitution $({kind}) is not supported by mlkd-launch")
 
     def enabled(self, el: ET.Element) -> bool:
@@ -148,6 +153,16 @@ class _Context:
                 if truth[value] != want:
                     return False
         return True
+
+
+def _comparable(text: str):
+    """As launch's EqualsSubstitution compares: booleans as booleans, numbers as numbers, else the text."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def _param_value(text: str):
@@ -184,6 +199,9 @@ def _walk(root: ET.Element, ctx: _Context, nodes: list[NodeSpec]) -> None:
                 ctx.vars[name] = ctx.sub(el.get("default"))
             else:
                 raise LaunchError(f"{ctx.path.name}: argument {name!r} is required ({el.get('description', '')})")
+            choices = [c.get("value") for c in el if c.tag == "choice"]
+            if choices and ctx.vars[name] not in choices:
+                raise LaunchError(f"{ctx.path.name}: argument {name}:={ctx.vars[name]!r} is not one of {choices}")
         elif el.tag == "let":
             ctx.vars[el.get("name")] = ctx.sub(el.get("value"))
         elif el.tag == "set_env":

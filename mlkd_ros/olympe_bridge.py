@@ -36,6 +36,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import SetBool, Trigger
 
 from mlkd_ros.dds import CONTROL_QOS, IMAGE_QOS
+from mlkd_ros.dds_guard import piloting_refusal
 from mlkd_ros.image_conversion import numpy_to_image
 from mlkd_ros.piloting import PilotingGate, PilotingLimits
 from mlkd_ros.ros_params import declare
@@ -121,11 +122,15 @@ class OlympeBridge(Node):
         self.image_pub = self.create_publisher(Image, "camera/image", IMAGE_QOS)
         self.info_pub = self.create_publisher(CameraInfo, "camera/camera_info", IMAGE_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", CONTROL_QOS)
-        self.create_subscription(Twist, "cmd_vel", self._on_cmd_vel, CONTROL_QOS)
-        self.create_service(SetBool, "~/arm", self._on_arm)
-        self.create_service(Trigger, "~/takeoff", lambda rq, rs: self._flight_cmd(rs, "TakeOff"))
-        self.create_service(Trigger, "~/land", lambda rq, rs: self._flight_cmd(rs, "Landing"))
-        self.create_service(Trigger, "~/emergency_hover", self._on_emergency_hover)
+        refusal = piloting_refusal()
+        if refusal:  # no cmd_vel, arm, takeoff or land for whoever reaches this DDS graph
+            self.get_logger().error(f"video only, no piloting: {refusal}")
+        else:
+            self.create_subscription(Twist, "cmd_vel", self._on_cmd_vel, CONTROL_QOS)
+            self.create_service(SetBool, "~/arm", self._on_arm)
+            self.create_service(Trigger, "~/takeoff", lambda rq, rs: self._flight_cmd(rs, "TakeOff"))
+            self.create_service(Trigger, "~/land", lambda rq, rs: self._flight_cmd(rs, "Landing"))
+            self.create_service(Trigger, "~/emergency_hover", self._on_emergency_hover)
         self.create_timer(1.0 / rate, self._pilot)
         self.create_timer(1.0, self._publish_diagnostics)
 

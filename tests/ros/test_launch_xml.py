@@ -31,7 +31,7 @@ def test_ground_station_declares_bridge_tracker_and_controller():
     assert tracker.params[0] == LAUNCH / "tracker.yaml" and tracker.params[0].exists()
     assert inline_params(tracker) == {"model_dir": "/m", "providers": ["cpu"], "enhance": False}
     assert inline_params(follow) == {"image_width": 640, "image_height": 480}
-    assert Path(desc.env["FASTDDS_DEFAULT_PROFILES_FILE"]) == LAUNCH / "fastdds_profile.xml"
+    assert Path(desc.env["FASTDDS_DEFAULT_PROFILES_FILE"]) == LAUNCH / "fastdds_localhost.xml"
     assert [n.name for n in select(desc, ["tracker", "follow_controller"])] == ["tracker", "follow_controller"]
 
 
