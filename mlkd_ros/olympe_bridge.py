@@ -32,12 +32,12 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import SetBool, Trigger
 
 from mlkd_ros.dds import CONTROL_QOS, IMAGE_QOS
 from mlkd_ros.dds_guard import piloting_refusal
-from mlkd_ros.image_conversion import numpy_to_image
+from mlkd_ros.image_conversion import numpy_to_compressed, numpy_to_image
 from mlkd_ros.piloting import PilotingGate, PilotingLimits
 from mlkd_ros.ros_params import declare
 from mlkd_ros.video import backoff_delays, olympe_available, open_source
@@ -120,6 +120,11 @@ class OlympeBridge(Node):
         self._stop = threading.Event()
 
         self.image_pub = self.create_publisher(Image, "camera/image", IMAGE_QOS)
+        self.compressed_pub = None  # image_transport's convention: JPEG on <image topic>/compressed
+        if declare(self, "publish_compressed", False, "also publish JPEG frames on camera/image/compressed"):
+            self.jpeg_quality = declare(self, "jpeg_quality", 90, "JPEG quality of camera/image/compressed", 1, 100)
+            topic = self.resolve_topic_name("camera/image") + "/compressed"
+            self.compressed_pub = self.create_publisher(CompressedImage, topic, IMAGE_QOS)
         self.info_pub = self.create_publisher(CameraInfo, "camera/camera_info", IMAGE_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", CONTROL_QOS)
         refusal = piloting_refusal()
@@ -169,6 +174,8 @@ class OlympeBridge(Node):
             msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(f.stamp_ns, 1_000_000_000)
             msg.header.frame_id = self.frame_id
             self.image_pub.publish(msg)
+            if self.compressed_pub is not None:
+                self.compressed_pub.publish(numpy_to_compressed(img, self.jpeg_quality, msg.header))
             self.info_pub.publish(self._camera_info(msg.header, img.shape[1], img.shape[0]))
             self.published += 1
             self._fps_n += 1

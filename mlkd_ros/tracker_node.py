@@ -20,7 +20,7 @@ from geometry_msgs.msg import PointStamped, PolygonStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 
 from mlkd_model.frames import BoxError, FrameError, check_box
@@ -105,7 +105,20 @@ class TrackerNode(Node):
         self._load_model()
         if gt_topic:
             self.create_subscription(PolygonStamped, gt_topic, self._on_gt, CONTROL_QOS)
-        self.create_subscription(Image, "camera/image", self._on_image, IMAGE_QOS)
+        transport = declare(
+            self,
+            "image_transport",
+            "raw",
+            "raw: sensor_msgs/Image on camera/image; compressed: CompressedImage (JPEG) on camera/image/compressed",
+            read_only=True,
+        )
+        if transport == "compressed":  # image_transport's convention; follows a remap of camera/image
+            topic = self.resolve_topic_name("camera/image") + "/compressed"
+            self.create_subscription(CompressedImage, topic, self._on_image, IMAGE_QOS)
+        else:
+            if transport != "raw":
+                self.get_logger().error(f"image_transport {transport!r} unknown; using 'raw' (raw, compressed)")
+            self.create_subscription(Image, "camera/image", self._on_image, IMAGE_QOS)
         self.create_subscription(PolygonStamped, "tracker/init", self._on_init, CONTROL_QOS)
         self.create_service(Trigger, "tracker/reset", self._on_reset)
         self.add_on_set_parameters_callback(self._check_params)
