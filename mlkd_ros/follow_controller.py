@@ -31,6 +31,7 @@ from mlkd_model.frames import BoxError
 from mlkd_ros.boxes import polygon_to_box
 from mlkd_ros.dds import CONTROL_QOS
 from mlkd_ros.dds_guard import piloting_refusal
+from mlkd_ros.node_help import print_help, wants_help
 from mlkd_ros.ros_params import declare
 
 AXES = ("yaw", "z", "x")
@@ -209,6 +210,8 @@ def _raise_interrupt(_signum, _frame) -> None:
 
 
 def main(args: list[str] | None = None) -> int:
+    if wants_help(args):
+        return print_help(__file__, "follow_controller", __doc__.splitlines()[0])
     refusal = piloting_refusal()
     if refusal:  # anyone who reaches this DDS graph could enable following and steer the drone
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -310,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         ap.error("give one launch file (or a package and a launch file)")
     try:
+        if not path.is_file():
+            raise LaunchError(f"launch file {' '.join(words)} not found (looked at {path})")
         desc = parse_launch(path, launch_args)
         if ns.print:
             tmp = Path(tempfile.mkdtemp(prefix="mlkd_launch_"))
@@ -317,20 +319,22 @@ def main(argv: list[str] | None = None) -> int:
                 print(shlex.join(spec.command(tmp)))
             return 0
         procs = start(desc, ns.only)
-    except LaunchError as exc:
+    except (LaunchError, ET.ParseError) as exc:
         log.error("%s", exc)
         return 2
+    failed = False
     try:
         while all(p.poll() is None for p in procs.values()):
             time.sleep(0.2)
         for name, p in procs.items():
             if p.poll() is not None:
                 log.warning("%s exited with %s; stopping the others", name, p.returncode)
+                failed = failed or p.returncode != 0  # a node that failed makes the launch fail
     except KeyboardInterrupt:
         pass
     finally:
         stop(procs)
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from std_srvs.srv import SetBool, Trigger
 from mlkd_ros.dds import CONTROL_QOS, IMAGE_QOS
 from mlkd_ros.dds_guard import piloting_refusal
 from mlkd_ros.image_conversion import numpy_to_compressed, numpy_to_image
+from mlkd_ros.node_help import print_help, wants_help
 from mlkd_ros.piloting import PilotingGate, PilotingLimits
 from mlkd_ros.ros_params import declare
 from mlkd_ros.video import backoff_delays, olympe_available, open_source
@@ -314,6 +315,8 @@ class OlympeBridge(Node):
 
 
 def main(args: list[str] | None = None) -> int:
+    if wants_help(args):
+        return print_help(__file__, "olympe_bridge", __doc__.splitlines()[0])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     _maybe_reexec()
     rclpy.init(args=args)

@@ -27,6 +27,7 @@ from mlkd_model.frames import BoxError, FrameError, check_box
 from mlkd_ros.boxes import Box, box_to_polygon, center, load_ground_truth, polygon_to_box
 from mlkd_ros.dds import CONTROL_QOS, IMAGE_QOS
 from mlkd_ros.image_conversion import ImageConversionError, image_to_numpy
+from mlkd_ros.node_help import print_help, wants_help
 from mlkd_ros.ros_params import declare
 
 POLICIES = ("keep", "stop", "recover")
@@ -378,7 +379,9 @@ class TrackerNode(Node):
         self._worker.join(timeout=2.0)
 
 
-def main(args: list[str] | None = None) -> None:
+def main(args: list[str] | None = None) -> int | None:
+    if wants_help(args):
+        return print_help(__file__, "tracker_node", __doc__.splitlines()[0])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     rclpy.init(args=args)
     node = TrackerNode()

@@ -141,6 +141,8 @@ def run_offline(bag: Path, gt: np.ndarray, init: tuple, models: list[str]) -> di
 
 
 def run(args: argparse.Namespace) -> int:
+    from mlkd_model.frames import BoxError, FrameError
+    from mlkd_model.manifest import ModelDirError
     from mlkd_ros.bag import BOX_TOPIC, BagError, read_boxes
     from mlkd_ros.cle import boxes_from_cle_log, write_report
 
@@ -159,7 +161,11 @@ def run(args: argparse.Namespace) -> int:
     if gt is None:
         log.warning("no ground truth (--gt or a ground_truth/box topic): no CLE report")
         return 0
-    results = run_offline(args.bag, gt, init, args.model_dir) if args.offline else {}
+    try:
+        results = run_offline(args.bag, gt, init, args.model_dir) if args.offline else {}
+    except (ModelDirError, BagError, FrameError, BoxError) as exc:
+        log.error("%s", exc)
+        return 2
     recorded = read_boxes(args.bag, BOX_TOPIC)  # the live tracker's boxes, when the flight was recorded with them
     if recorded:
         results["recorded (live)"] = np.array([recorded.get(int(s), np.full(4, np.nan)) for s in stamps])
@@ -287,7 +293,11 @@ def player_main(args: list[str] | None = None) -> int:
     import rclpy
 
     from mlkd_ros.bag import IMAGE_TOPIC, BagError
+    from mlkd_ros.node_help import print_help, wants_help
     from mlkd_ros.ros_params import declare
+
+    if wants_help(args):
+        return print_help(__file__, "bag_player", "Play a rosbag2 flight to the tracker (launch/replay.launch.xml).")
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     rclpy.init(args=args)
