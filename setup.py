@@ -31,7 +31,15 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.xml") + glob("launch/*.yaml")),
     ],
-    install_requires=["numpy>=2", "opencv-python-headless>=4.8", "onnxruntime>=1.16", "pyyaml", "tqdm"],
+    install_requires=[
+        "numpy>=2",
+        "opencv-python-headless>=4.8",
+        "onnxruntime>=1.16",
+        "pyyaml",
+        "tqdm",
+        "rosbags>=0.11",  # mlkd record / replay / bag-from-frames
+        "matplotlib",  # the CLE report's plot (mlkd replay)
+    ],
     extras_require={"train": ["torch==2.13.0", "onnx", "matplotlib", "tensorboard"]},
     entry_points={
         "console_scripts": [

@@ -40,8 +40,8 @@ RUN . "/opt/ros/${ROS_DISTRO}/setup.bash" \
     && colcon build --packages-select mlkd_ros \
     && rm -rf build log
 
-# Large shared-memory segment for images (Fast DDS drops most best-effort 640x480 frames without it).
-ENV FASTDDS_DEFAULT_PROFILES_FILE=/ws/install/mlkd_ros/share/mlkd_ros/launch/fastdds_profile.xml \
+# DDS over shared memory only (no socket: other hosts cannot reach the nodes), 64 MB segment for images.
+ENV FASTDDS_DEFAULT_PROFILES_FILE=/ws/install/mlkd_ros/share/mlkd_ros/launch/fastdds_localhost.xml \
     RMW_IMPLEMENTATION=rmw_fastrtps_cpp \
     ROS_DISTRO=${ROS_DISTRO}
 

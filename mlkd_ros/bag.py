@@ -4,8 +4,9 @@
   `rosbags`' typestore makes) into a new bag;
 - `bag_from_frames`: an OTB folder (img/*.jpg + groundtruth_rect.txt) -> a bag with `camera/image` and
   `ground_truth/box`, so any benchmark sequence can be replayed as a flight;
-- `read_messages` / `read_frames` / `read_boxes`: iterate a bag, with a truncated or corrupt bag turned
-  into one clear `BagError` (message count checked against metadata.yaml);
+- `read_messages` / `read_frames` / `read_boxes`: iterate a bag (topics by relative or absolute name,
+  images raw or JPEG-compressed); a cut mcap gives its complete messages and a warning, corrupt data
+  (an mcap chunk failing its CRC, a damaged sqlite3 file) one clear `BagError`;
 The ROS front-ends (recorder, player) are in mlkd_ros/commands/record.py and replay.py; this module
 needs no rclpy.
 """
@@ -25,12 +26,14 @@ from rosbags.typesys import Stores, get_typestore
 log = logging.getLogger("mlkd.bag")
 
 IMAGE_TOPIC = "camera/image"
+COMPRESSED_TOPIC = IMAGE_TOPIC + "/compressed"  # image_transport's convention: JPEG sensor_msgs/CompressedImage
 GT_TOPIC = "ground_truth/box"
 BOX_TOPIC = "tracker/box"
 CLE_TOPIC = "tracker/cle"
 # What `mlkd record` takes by default: the video, the tracker's output, and ground truth where it exists.
 RECORD_TOPICS = {
     IMAGE_TOPIC: "sensor_msgs/msg/Image",
+    COMPRESSED_TOPIC: "sensor_msgs/msg/CompressedImage",
     "camera/camera_info": "sensor_msgs/msg/CameraInfo",
     BOX_TOPIC: "geometry_msgs/msg/PolygonStamped",
     CLE_TOPIC: "geometry_msgs/msg/PointStamped",
@@ -161,35 +164,78 @@ class BagMessage:
         return TYPESTORE.deserialize_cdr(self.data, self.msgtype)
 
 
+def canonical(topic: str) -> str:
+    """The absolute name `ros2 bag record` writes ("/camera/image") for a relative or absolute topic."""
+    return "/" + topic.strip().lstrip("/")
+
+
 def read_messages(path: str | Path, topics: list[str] | None = None) -> Iterator[BagMessage]:
-    """All (or the given topics') messages in log-time order. Truncation/corruption -> BagError."""
+    """All (or the given topics') messages, in recorded order; topics match relative or absolute names and
+    BagMessage.topic is the relative one. mcap files are scanned from the start (mlkd_ros/mcap_scan.py): a
+    cut file yields every complete message and a warning, a chunk failing its CRC is a BagError. sqlite3:
+    rosbags' reader, damage -> BagError (message count checked against metadata.yaml)."""
     path = Path(path)
     if not path.exists():
         raise BagError(f"bag {path} does not exist")
+    if not path.is_dir() and path.suffix != ".mcap":
+        raise BagError(f"bag {path} is not a rosbag2 folder or an .mcap file")
+    wanted = None if topics is None else {canonical(t) for t in topics}
+    mcaps = [path] if path.suffix == ".mcap" and path.is_file() else sorted(path.glob("*.mcap"))
+    if mcaps:
+        yield from _read_mcap(path, mcaps, wanted)
+        return
+    if not (path / "metadata.yaml").exists() and not list(path.glob("*.db3")):
+        raise BagError(f"{path} holds no rosbag2 bag (no metadata.yaml, .mcap or .db3 file)")
     n, expected = 0, None
     try:
         with Reader(path) as reader:
-            conns = [c for c in reader.connections if topics is None or c.topic in topics]
+            conns = [c for c in reader.connections if wanted is None or canonical(c.topic) in wanted]
             if not conns:
                 return  # rosbags reads *every* connection when given none
             expected = sum(c.msgcount for c in conns)
             for conn, t, data in reader.messages(connections=conns):
                 n += 1
-                yield BagMessage(conn.topic, conn.msgtype, t, bytes(data))
+                yield BagMessage(conn.topic.lstrip("/"), conn.msgtype, t, bytes(data))
     except BagError:
         raise
     except Exception as exc:
-        # rosbags raises ReaderError for most damage, but sqlite3/mcap internals (sqlite3.DatabaseError,
-        # struct.error, KeyError on a cut index...) leak through; all mean the same to the user.
+        # rosbags raises ReaderError for most damage, but sqlite3 internals (sqlite3.DatabaseError, struct.error,
+        # KeyError on a cut index...) leak through; all mean the same to the user.
         raise BagError(f"bag {path} is truncated or corrupt ({type(exc).__name__}: {exc}) after {n} messages") from exc
     if expected is not None and n < expected:
         raise BagError(f"bag {path} is truncated: {n} of {expected} messages readable")
 
 
+def _read_mcap(path: Path, files: list[Path], wanted: set[str] | None) -> Iterator[BagMessage]:
+    from mlkd_ros.mcap_scan import McapError, McapScan, scan_messages
+
+    for f in files:
+        scan, n = McapScan(f), 0
+        try:
+            for topic, msgtype, t, data in scan_messages(f, scan):
+                if wanted is None or canonical(topic) in wanted:
+                    n += 1
+                    yield BagMessage(topic.lstrip("/"), msgtype, t, data)
+        except McapError as exc:
+            raise BagError(f"bag {path} is corrupt: {exc}") from exc
+        if scan.truncated:
+            log.warning(
+                "bag %s: %s is cut short (%s); using the %d complete messages before it", path, f.name, scan.detail, n
+            )
+
+
 def image_array(msg) -> np.ndarray:
-    """A typestore sensor_msgs/Image (bgr8, rgb8, mono8) -> BGR array."""
+    """A typestore sensor_msgs/Image (bgr8, rgb8, mono8) or CompressedImage (JPEG, PNG) -> BGR array."""
     import cv2
 
+    from mlkd_ros.image_conversion import ImageConversionError, compressed_to_numpy
+
+    if hasattr(msg, "format"):
+        try:
+            img, color = compressed_to_numpy(msg)
+        except ImageConversionError as exc:
+            raise BagError(f"bad compressed frame in the bag: {exc}") from exc
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if color == "gray" else img
     buf = np.asarray(msg.data, dtype=np.uint8)
     if msg.encoding in ("bgr8", "rgb8"):
         img = buf.reshape(msg.height, msg.step)[:, : msg.width * 3].reshape(msg.height, msg.width, 3)
@@ -199,19 +245,42 @@ def image_array(msg) -> np.ndarray:
     raise BagError(f"unsupported image encoding {msg.encoding!r} in the bag")
 
 
+def bag_topics(path: str | Path) -> set[str]:
+    """Relative names of the topics a bag holds messages on (metadata.yaml, else a scan of the data)."""
+    import yaml
+
+    meta = Path(path) / "metadata.yaml"
+    if meta.exists():
+        try:
+            info = yaml.safe_load(meta.read_text())["rosbag2_bagfile_information"]
+            return {
+                t["topic_metadata"]["name"].lstrip("/") for t in info["topics_with_message_count"] if t["message_count"]
+            }
+        except (yaml.YAMLError, KeyError, TypeError):
+            log.warning("%s unreadable; scanning the bag for its topics", meta)
+    return {m.topic for m in read_messages(path)}
+
+
+def image_topic(path: str | Path, topic: str | None = None) -> str:
+    """The camera topic to replay: `topic` if given, else camera/image, else camera/image/compressed."""
+    topics = bag_topics(path)
+    candidates = [topic.lstrip("/")] if topic else [IMAGE_TOPIC, COMPRESSED_TOPIC]
+    for t in candidates:
+        if t in topics:
+            return t
+    raise BagError(f"bag {path} has no {' or '.join('/' + t for t in candidates)} messages; it has {sorted(topics)}")
+
+
 def stamp_ns(header) -> int:
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
-def read_frames(path: str | Path, topic: str = IMAGE_TOPIC) -> Iterator[tuple[int, np.ndarray]]:
-    """(header stamp ns, BGR) for each image of the bag, in order."""
-    found = False
+def read_frames(path: str | Path, topic: str | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """(header stamp ns, BGR) for each image of the bag, in order (raw or compressed, see image_topic)."""
+    topic = image_topic(path, topic)
     for m in read_messages(path, [topic]):
-        found = True
         msg = m.decode()
         yield stamp_ns(msg.header), image_array(msg)
-    if not found:
-        raise BagError(f"bag {path} has no {topic} messages")
 
 
 def read_boxes(path: str | Path, topic: str) -> dict[int, np.ndarray]:

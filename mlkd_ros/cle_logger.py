@@ -15,6 +15,7 @@ from rclpy.node import Node
 
 from mlkd_ros.boxes import polygon_to_box
 from mlkd_ros.dds import CONTROL_QOS
+from mlkd_ros.node_help import print_help, wants_help
 from mlkd_ros.ros_params import declare
 
 HEADER = "stamp,x,y,w,h,cle_x,cle_y,cle\n"
@@ -62,7 +63,9 @@ class CleLogger(Node):
         self.file.flush()
 
 
-def main(args: list[str] | None = None) -> None:
+def main(args: list[str] | None = None) -> int | None:
+    if wants_help(args):
+        return print_help(__file__, "cle_logger", __doc__.splitlines()[0])
     rclpy.init(args=args)
     node = CleLogger()
     try:

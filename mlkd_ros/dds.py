@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
-FASTDDS_PROFILE_NAME = "fastdds_profile.xml"
+FASTDDS_PROFILE_NAME = "fastdds_localhost.xml"  # shared memory only: no other host reaches it
 
 # Camera frames: best effort, depth 1 — a late frame is worth nothing, a queue only adds latency.
 IMAGE_QOS = QoSProfile(
@@ -36,11 +36,13 @@ def ros_env(domain_id: int, base: dict[str, str] | None = None) -> dict[str, str
     env = dict(os.environ if base is None else base)
     env.update(
         ROS_DOMAIN_ID=str(domain_id),
-        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",  # ROS_LOCALHOST_ONLY is ignored since Jazzy
+        # The profile is shared memory only; LOCALHOST would make rmw add UDP sockets on every address.
+        ROS_AUTOMATIC_DISCOVERY_RANGE="SYSTEM_DEFAULT",
         RMW_IMPLEMENTATION="rmw_fastrtps_cpp",
         FASTDDS_DEFAULT_PROFILES_FILE=str(fastdds_profile()),  # Fast DDS 3; FASTRTPS_* is deprecated
         PYTHONUNBUFFERED="1",
     )
-    env.pop("ROS_LOCALHOST_ONLY", None)
+    env.pop("ROS_LOCALHOST_ONLY", None)  # ignored since Jazzy
+    env.pop("ROS_STATIC_PEERS", None)
     env.pop("FASTRTPS_DEFAULT_PROFILES_FILE", None)
     return env

@@ -13,8 +13,10 @@ once, without the acceleration limit (stopping is always allowed), and disabling
 
 from __future__ import annotations
 
+import logging
 import math
 import signal
+import sys
 import time
 from dataclasses import dataclass
 
@@ -28,6 +30,8 @@ from std_srvs.srv import SetBool
 from mlkd_model.frames import BoxError
 from mlkd_ros.boxes import polygon_to_box
 from mlkd_ros.dds import CONTROL_QOS
+from mlkd_ros.dds_guard import piloting_refusal
+from mlkd_ros.node_help import print_help, wants_help
 from mlkd_ros.ros_params import declare
 
 AXES = ("yaw", "z", "x")
@@ -205,7 +209,14 @@ def _raise_interrupt(_signum, _frame) -> None:
     raise KeyboardInterrupt
 
 
-def main(args: list[str] | None = None) -> None:
+def main(args: list[str] | None = None) -> int:
+    if wants_help(args):
+        return print_help(__file__, "follow_controller", __doc__.splitlines()[0])
+    refusal = piloting_refusal()
+    if refusal:  # anyone who reaches this DDS graph could enable following and steer the drone
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        logging.getLogger("mlkd.follow_controller").error("not starting: %s", refusal)
+        return 2
     # Own signal handling: rclpy's would shut the context down before we could send the last zero.
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -220,7 +231,8 @@ def main(args: list[str] | None = None) -> None:
             time.sleep(0.2)  # let the reliable writer deliver it before the participant goes
         node.destroy_node()
         rclpy.try_shutdown()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,19 +1,24 @@
-"""sensor_msgs/Image <-> numpy without cv_bridge (not available as a wheel).
+"""sensor_msgs/Image and CompressedImage <-> numpy without cv_bridge (not available as a wheel).
 
 Receive is zero-copy where the layout allows it (`np.frombuffer` over the message buffer, `step`
 padding sliced away as a view); colour conversion copies only when the encoding needs it.
 Send hands over the bytes in an `array.array("B")`: rclpy's `data` setter checks a numpy array
 (~100 ms for 640x480) or even `bytes` (~9 ms) element by element, but takes an `array.array` of
 type "B" as is, so the frame costs a single memcpy.
+CompressedImage follows image_transport's `compressed` plugin: topic `<image topic>/compressed`, format
+"jpeg" / "png" or "<raw encoding>; jpeg compressed <encoding>"; JPEG (or PNG) bytes decoded by OpenCV.
 """
 
 from __future__ import annotations
 
 import array
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-from sensor_msgs.msg import Image
+
+if TYPE_CHECKING:  # imported where messages are built: mlkd_ros.bag decodes bag frames without rclpy
+    from sensor_msgs.msg import CompressedImage, Image
 
 
 class ImageConversionError(ValueError):
@@ -77,8 +82,49 @@ def image_view(msg: Image) -> np.ndarray:
     return rows.reshape(h, w, channels) if channels > 1 else rows
 
 
-def image_to_numpy(msg: Image) -> tuple[np.ndarray, str]:
+def compressed_to_numpy(msg: CompressedImage) -> tuple[np.ndarray, str]:
+    """(frame, "bgr" | "gray") from a JPEG or PNG CompressedImage (rclpy or rosbags typestore message);
+    damaged data -> ImageConversionError."""
+    fmt = msg.format.strip().lower()
+    codec = fmt.split(";", 1)[1].split()[0] if ";" in fmt else fmt
+    if codec not in ("jpeg", "jpg", "png"):
+        raise ImageConversionError(f"unsupported CompressedImage format {msg.format!r}; supported: jpeg, png")
+    buf = np.frombuffer(msg.data, dtype=np.uint8)
+    if codec == "png":
+        ok = buf[:8].tobytes() == b"\x89PNG\r\n\x1a\n"
+    else:
+        # OpenCV decodes a JPEG cut short without complaint (grey bottom rows): require start and end markers.
+        ok = buf[:2].tobytes() == b"\xff\xd8" and b"\xff\xd9" in buf[-16:].tobytes()
+    if not ok:
+        raise ImageConversionError(f"CompressedImage data ({len(buf)} bytes) is not a complete {codec} image")
+    gray = fmt.startswith(("mono", "8uc1"))
+    img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
+    if img is None:
+        raise ImageConversionError(f"cannot decode the {codec} data of a CompressedImage ({len(buf)} bytes)")
+    return img, "gray" if gray else "bgr"
+
+
+def numpy_to_compressed(frame: np.ndarray, quality: int = 90, header=None) -> CompressedImage:
+    """A BGR (or gray) frame -> JPEG CompressedImage, format as image_transport's compressed plugin writes it."""
+    ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise ImageConversionError(f"cannot encode a {frame.shape} {frame.dtype} frame as JPEG")
+    from sensor_msgs.msg import CompressedImage
+
+    enc = "mono8" if frame.ndim == 2 else "bgr8"
+    msg = CompressedImage(format=f"{enc}; jpeg compressed {enc}")
+    if header is not None:
+        msg.header = header
+    data = array.array("B")
+    data.frombytes(jpeg.tobytes())
+    msg.data = data
+    return msg
+
+
+def image_to_numpy(msg: Image | CompressedImage) -> tuple[np.ndarray, str]:
     """(frame, color) for the tracker: color is "bgr", "rgb" or "gray" (see mlkd_model.frames.to_bgr)."""
+    if hasattr(msg, "format"):  # CompressedImage
+        return compressed_to_numpy(msg)
     arr = image_view(msg)
     enc = msg.encoding
     if enc in ("bgr8", "8UC3"):
@@ -100,6 +146,8 @@ def numpy_to_image(frame: np.ndarray, encoding: str = "bgr8", header=None) -> Im
     """Build an Image message (data as bytes, step without padding)."""
     if encoding not in _LAYOUT:
         raise ImageConversionError(f"unsupported image encoding {encoding!r}")
+    from sensor_msgs.msg import Image
+
     channels, depth = _LAYOUT[encoding]
     if encoding in ("yuv422", "uyvy", "yuv422_yuy2", "yuyv"):
         h, w = frame.shape[0], frame.shape[1]

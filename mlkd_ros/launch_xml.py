@@ -1,8 +1,11 @@
 """Run a ROS 2 launch XML file without `ros2 launch` (not available as a wheel).
 
-Understands the subset our launch files use: <arg>, <let>, <set_env>, <group> (with if/unless),
-<node pkg exec name namespace> with <param name value/>, <param from/>, <remap/>, <env/>, and the
-substitutions $(var), $(env), $(optenv), $(find-pkg-share), $(dirname). Each node becomes
+Understands, with ros2 launch's meaning: <arg> (with <choice>s), <let>, <set_env>, <group> (scoped: its
+<let>/<arg>/<set_env>/<push-ros-namespace> end with it), <push-ros-namespace>, if/unless, <node pkg exec
+name namespace output> with <param name value/>, nested <param name><param .../></param>, <param from/>,
+<remap/>, <env/>, and $(var), $(env), $(find-pkg-share), $(dirname), $(equals), $(not-equals). Anything
+else (<include>, node args / ros_args / launch-prefix, <param type>, $(optenv), ...) is refused with a
+LaunchError rather than silently ignored. Each node becomes
 `python -c "<run its main>" --ros-args ...` with the same parameters (in the same order) and remaps
 that `ros2 launch` would give it. Used by the tests and as the `mlkd-launch` command.
 """
@@ -52,7 +55,8 @@ class NodeSpec:
     namespace: str = ""
     params: list[Path | dict] = field(default_factory=list)  # files and inline groups, in launch order
     remaps: list[tuple[str, str]] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # the node's own <env>
+    launch_env: dict[str, str] = field(default_factory=dict)  # <set_env> in force where the node is declared
 
     @property
     def target(self) -> str:
@@ -110,6 +114,9 @@ def find_pkg_share(pkg: str) -> Path:
 class _Context:
     def __init__(self, path: Path, args: dict[str, str]) -> None:
         self.path, self.given, self.vars, self.env = path, dict(args), {}, {}
+        self.top_env: dict[str, str] = {}  # <set_env> outside any group: LaunchDescription.env
+        self.namespace = ""  # <push-ros-namespace> in force
+        self.depth = 0
 
     def sub(self, text: str | None) -> str:
         if text is None:
@@ -127,7 +134,9 @@ class _Context:
             if rest[0] not in self.vars:
                 raise LaunchError(f"{self.path.name}: $(var {rest[0]}) used before its <arg>/<let>")
             return self.vars[rest[0]]
-        if kind in ("env", "optenv"):
+        if kind == "optenv":
+            raise LaunchError(f"{self.path.name}: $(optenv) is ROS 1; ROS 2 launch writes $(env NAME default)")
+        if kind == "env":
             default = " ".join(rest[1:]) if len(rest) > 1 else None
             value = os.environ.get(rest[0], self.env.get(rest[0], default))
             if value is None and kind == "env":
@@ -137,6 +146,10 @@ class _Context:
             return str(find_pkg_share(rest[0]))
         if kind == "dirname":
             return str(self.path.parent)
+        if kind in ("equals", "not-equals"):
+            if len(rest) != 2:
+                raise LaunchError(f"{self.path.name}: $({kind}) takes two values, got {rest}")
+            return str((_comparable(rest[0]) == _comparable(rest[1])) == (kind == "equals")).lower()
         raise LaunchError(f"{self.path.name}: substitution $({kind}) is not supported by mlkd-launch")
 
     def enabled(self, el: ET.Element) -> bool:
@@ -149,6 +162,16 @@ class _Context:
                 if truth[value] != want:
                     return False
         return True
+
+
+def _comparable(text: str):
+    """As launch's EqualsSubstitution compares: booleans as booleans, numbers as numbers, else the text."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def _param_value(text: str):
@@ -170,12 +193,44 @@ def parse_launch(path: str | Path, args: dict[str, str] | None = None) -> Launch
     unknown = set(ctx.given) - set(ctx.vars)
     if unknown:
         raise LaunchError(f"{path.name} declares no argument(s) {sorted(unknown)}; it has {sorted(ctx.vars)}")
-    return LaunchDescription(nodes, ctx.env, dict(ctx.vars))
+    return LaunchDescription(nodes, ctx.top_env, dict(ctx.vars))
+
+
+# What mlkd-launch implements, per element; anything else is refused rather than silently ignored.
+_ATTRS = {
+    "arg": {"name", "default", "description"},
+    "let": {"name", "value"},
+    "set_env": {"name", "value"},
+    "group": {"scoped"},
+    "push-ros-namespace": {"namespace"},
+    "node": {"pkg", "exec", "name", "namespace", "output"},
+    "param": {"name", "value", "from"},
+    "remap": {"from", "to"},
+    "env": {"name", "value"},
+}
+
+
+def _check(el: ET.Element, ctx: _Context, where: str = "") -> None:
+    allowed = _ATTRS.get(el.tag)
+    if allowed is None:
+        raise LaunchError(f"{ctx.path.name}: <{el.tag}>{where} is not supported by mlkd-launch (use ros2 launch)")
+    extra = set(el.attrib) - allowed - {"if", "unless"}
+    if extra:
+        raise LaunchError(f"{ctx.path.name}: <{el.tag}> attribute(s) {sorted(extra)} not supported by mlkd-launch")
+
+
+def _join_ns(outer: str, inner: str) -> str:
+    if inner.startswith("/"):
+        return inner.rstrip("/") or "/"
+    return "/".join(p for p in (outer.strip("/"), inner.strip("/")) if p)
 
 
 def _walk(root: ET.Element, ctx: _Context, nodes: list[NodeSpec]) -> None:
     for el in root:
-        if not isinstance(el.tag, str) or not ctx.enabled(el):
+        if not isinstance(el.tag, str):
+            continue
+        _check(el, ctx)
+        if not ctx.enabled(el):
             continue
         if el.tag == "arg":
             name = el.get("name")
@@ -185,16 +240,54 @@ def _walk(root: ET.Element, ctx: _Context, nodes: list[NodeSpec]) -> None:
                 ctx.vars[name] = ctx.sub(el.get("default"))
             else:
                 raise LaunchError(f"{ctx.path.name}: argument {name!r} is required ({el.get('description', '')})")
+            choices = []
+            for c in el:
+                if isinstance(c.tag, str) and c.tag != "choice":
+                    raise LaunchError(f"{ctx.path.name}: <{c.tag}> inside <arg> is not supported by mlkd-launch")
+                choices += [c.get("value")] if isinstance(c.tag, str) else []
+            if choices and ctx.vars[name] not in choices:
+                raise LaunchError(f"{ctx.path.name}: argument {name}:={ctx.vars[name]!r} is not one of {choices}")
         elif el.tag == "let":
             ctx.vars[el.get("name")] = ctx.sub(el.get("value"))
         elif el.tag == "set_env":
             ctx.env[el.get("name")] = ctx.sub(el.get("value"))
+            if ctx.depth == 0:
+                ctx.top_env[el.get("name")] = ctx.env[el.get("name")]
+        elif el.tag == "push-ros-namespace":
+            ctx.namespace = _join_ns(ctx.namespace, ctx.sub(el.get("namespace")))
         elif el.tag == "group":
+            # As ros2 launch: a (scoped, the default) group keeps its <let>, <arg>, <set_env> and
+            # <push-ros-namespace> to itself.
+            saved = dict(ctx.vars), dict(ctx.env), ctx.namespace
+            scoped = ctx.sub(el.get("scoped", "true")).strip().lower() not in ("false", "0")
+            ctx.depth += 1
             _walk(el, ctx, nodes)
+            ctx.depth -= 1
+            if scoped:
+                ctx.vars, ctx.env, ctx.namespace = saved
         elif el.tag == "node":
             nodes.append(_node(el, ctx))
         else:
-            log.warning("%s: <%s> ignored by mlkd-launch", ctx.path.name, el.tag)
+            raise LaunchError(f"{ctx.path.name}: <{el.tag}> is not supported at this level by mlkd-launch")
+
+
+def _params(el: ET.Element, ctx: _Context, prefix: str, out: dict) -> None:
+    """<param name value/> and nested <param name><param .../></param> (-> dotted names, as ROS 2 does)."""
+    name = prefix + ctx.sub(el.get("name"))
+    children = [c for c in el if isinstance(c.tag, str)]
+    if children:
+        if "value" in el.attrib:
+            raise LaunchError(f"{ctx.path.name}: <param name={name!r}> has both a value and nested params")
+        for c in children:
+            _check(c, ctx, " inside <param>")
+            if c.tag != "param" or "from" in c.attrib:
+                raise LaunchError(f"{ctx.path.name}: only <param name ...> may nest inside <param name={name!r}>")
+            if ctx.enabled(c):
+                _params(c, ctx, name + ".", out)
+    elif "value" in el.attrib:
+        out[name] = _param_value(ctx.sub(el.get("value")))
+    else:
+        raise LaunchError(f"{ctx.path.name}: <param name={name!r}> has no value")
 
 
 def _node(el: ET.Element, ctx: _Context) -> NodeSpec:
@@ -202,23 +295,27 @@ def _node(el: ET.Element, ctx: _Context) -> NodeSpec:
         pkg=ctx.sub(el.get("pkg")),
         exec=ctx.sub(el.get("exec")),
         name=ctx.sub(el.get("name")) or ctx.sub(el.get("exec")),
-        namespace=ctx.sub(el.get("namespace")),
+        namespace=_join_ns(ctx.namespace, ctx.sub(el.get("namespace"))),
+        launch_env=dict(ctx.env),
     )
     for child in el:
-        if not isinstance(child.tag, str) or not ctx.enabled(child):
+        if not isinstance(child.tag, str):
+            continue
+        _check(child, ctx, " inside <node>")
+        if not ctx.enabled(child):
             continue
         if child.tag == "param" and "from" in child.attrib:
             spec.params.append(Path(ctx.sub(child.get("from"))))
         elif child.tag == "param":
             if not spec.params or not isinstance(spec.params[-1], dict):
                 spec.params.append({})
-            spec.params[-1][ctx.sub(child.get("name"))] = _param_value(ctx.sub(child.get("value")))
+            _params(child, ctx, "", spec.params[-1])
         elif child.tag == "remap":
             spec.remaps.append((ctx.sub(child.get("from")), ctx.sub(child.get("to"))))
         elif child.tag == "env":
             spec.env[ctx.sub(child.get("name"))] = ctx.sub(child.get("value"))
         else:
-            log.warning("%s: <%s> inside <node> ignored by mlkd-launch", ctx.path.name, child.tag)
+            raise LaunchError(f"{ctx.path.name}: <{child.tag}> inside <node> is not supported by mlkd-launch")
     return spec
 
 
@@ -242,18 +339,19 @@ def start(
 ) -> dict[str, subprocess.Popen]:
     """Start the selected nodes as processes; stdout+stderr go to log_dir/<name>.log when given."""
     param_dir = Path(tempfile.mkdtemp(prefix="mlkd_launch_")) if log_dir is None else log_dir
-    base = dict(os.environ if env is None else env)
-    base.update(desc.env)
-    if env is not None:  # the caller's explicit environment wins over <set_env> (tests pin DDS settings)
-        base.update(env)
-    # rcutils writes INFO to stdout, fully buffered when that is a file: line-buffer it for live logs.
-    base.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "1")
     procs = {}
     for spec in select(desc, only):
+        node_env = dict(os.environ if env is None else env)
+        node_env.update(spec.launch_env)  # the <set_env>s in force where the node is declared
+        if env is not None:  # the caller's explicit environment wins over <set_env> (tests pin DDS settings)
+            node_env.update(env)
+        node_env.update(spec.env)
+        # rcutils writes INFO to stdout, fully buffered when that is a file: line-buffer it for live logs.
+        node_env.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "1")
         out = open(log_dir / f"{spec.name}.log", "wb") if log_dir else None  # closed by the child when it exits
         procs[spec.name] = subprocess.Popen(
             spec.command(param_dir, preamble=preamble),
-            env={**base, **spec.env},
+            env=node_env,
             stdout=out,
             stderr=subprocess.STDOUT if out else None,
             start_new_session=True,  # a Ctrl-C in the terminal reaches us once; we forward it
@@ -293,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         ap.error("give one launch file (or a package and a launch file)")
     try:
+        if not path.is_file():
+            raise LaunchError(f"launch file {' '.join(words)} not found (looked at {path})")
         desc = parse_launch(path, launch_args)
         if ns.print:
             tmp = Path(tempfile.mkdtemp(prefix="mlkd_launch_"))
@@ -300,20 +400,22 @@ def main(argv: list[str] | None = None) -> int:
                 print(shlex.join(spec.command(tmp)))
             return 0
         procs = start(desc, ns.only)
-    except LaunchError as exc:
+    except (LaunchError, ET.ParseError) as exc:
         log.error("%s", exc)
         return 2
+    failed = False
     try:
         while all(p.poll() is None for p in procs.values()):
             time.sleep(0.2)
         for name, p in procs.items():
             if p.poll() is not None:
                 log.warning("%s exited with %s; stopping the others", name, p.returncode)
+                failed = failed or p.returncode != 0  # a node that failed makes the launch fail
     except KeyboardInterrupt:
         pass
     finally:
         stop(procs)
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

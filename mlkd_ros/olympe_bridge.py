@@ -32,11 +32,13 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import SetBool, Trigger
 
 from mlkd_ros.dds import CONTROL_QOS, IMAGE_QOS
-from mlkd_ros.image_conversion import numpy_to_image
+from mlkd_ros.dds_guard import piloting_refusal
+from mlkd_ros.image_conversion import numpy_to_compressed, numpy_to_image
+from mlkd_ros.node_help import print_help, wants_help
 from mlkd_ros.piloting import PilotingGate, PilotingLimits
 from mlkd_ros.ros_params import declare
 from mlkd_ros.video import backoff_delays, olympe_available, open_source
@@ -119,13 +121,22 @@ class OlympeBridge(Node):
         self._stop = threading.Event()
 
         self.image_pub = self.create_publisher(Image, "camera/image", IMAGE_QOS)
+        self.compressed_pub = None  # image_transport's convention: JPEG on <image topic>/compressed
+        if declare(self, "publish_compressed", False, "also publish JPEG frames on camera/image/compressed"):
+            self.jpeg_quality = declare(self, "jpeg_quality", 90, "JPEG quality of camera/image/compressed", 1, 100)
+            topic = self.resolve_topic_name("camera/image") + "/compressed"
+            self.compressed_pub = self.create_publisher(CompressedImage, topic, IMAGE_QOS)
         self.info_pub = self.create_publisher(CameraInfo, "camera/camera_info", IMAGE_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", CONTROL_QOS)
-        self.create_subscription(Twist, "cmd_vel", self._on_cmd_vel, CONTROL_QOS)
-        self.create_service(SetBool, "~/arm", self._on_arm)
-        self.create_service(Trigger, "~/takeoff", lambda rq, rs: self._flight_cmd(rs, "TakeOff"))
-        self.create_service(Trigger, "~/land", lambda rq, rs: self._flight_cmd(rs, "Landing"))
-        self.create_service(Trigger, "~/emergency_hover", self._on_emergency_hover)
+        refusal = piloting_refusal()
+        if refusal:  # no cmd_vel, arm, takeoff or land for whoever reaches this DDS graph
+            self.get_logger().error(f"video only, no piloting: {refusal}")
+        else:
+            self.create_subscription(Twist, "cmd_vel", self._on_cmd_vel, CONTROL_QOS)
+            self.create_service(SetBool, "~/arm", self._on_arm)
+            self.create_service(Trigger, "~/takeoff", lambda rq, rs: self._flight_cmd(rs, "TakeOff"))
+            self.create_service(Trigger, "~/land", lambda rq, rs: self._flight_cmd(rs, "Landing"))
+            self.create_service(Trigger, "~/emergency_hover", self._on_emergency_hover)
         self.create_timer(1.0 / rate, self._pilot)
         self.create_timer(1.0, self._publish_diagnostics)
 
@@ -164,6 +175,8 @@ class OlympeBridge(Node):
             msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(f.stamp_ns, 1_000_000_000)
             msg.header.frame_id = self.frame_id
             self.image_pub.publish(msg)
+            if self.compressed_pub is not None:
+                self.compressed_pub.publish(numpy_to_compressed(img, self.jpeg_quality, msg.header))
             self.info_pub.publish(self._camera_info(msg.header, img.shape[1], img.shape[0]))
             self.published += 1
             self._fps_n += 1
@@ -302,6 +315,8 @@ class OlympeBridge(Node):
 
 
 def main(args: list[str] | None = None) -> int:
+    if wants_help(args):
+        return print_help(__file__, "olympe_bridge", __doc__.splitlines()[0])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     _maybe_reexec()
     rclpy.init(args=args)

@@ -20,13 +20,14 @@ from geometry_msgs.msg import PointStamped, PolygonStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 
 from mlkd_model.frames import BoxError, FrameError, check_box
 from mlkd_ros.boxes import Box, box_to_polygon, center, load_ground_truth, polygon_to_box
 from mlkd_ros.dds import CONTROL_QOS, IMAGE_QOS
 from mlkd_ros.image_conversion import ImageConversionError, image_to_numpy
+from mlkd_ros.node_help import print_help, wants_help
 from mlkd_ros.ros_params import declare
 
 POLICIES = ("keep", "stop", "recover")
@@ -105,7 +106,20 @@ class TrackerNode(Node):
         self._load_model()
         if gt_topic:
             self.create_subscription(PolygonStamped, gt_topic, self._on_gt, CONTROL_QOS)
-        self.create_subscription(Image, "camera/image", self._on_image, IMAGE_QOS)
+        transport = declare(
+            self,
+            "image_transport",
+            "raw",
+            "raw: sensor_msgs/Image on camera/image; compressed: CompressedImage (JPEG) on camera/image/compressed",
+            read_only=True,
+        )
+        if transport == "compressed":  # image_transport's convention; follows a remap of camera/image
+            topic = self.resolve_topic_name("camera/image") + "/compressed"
+            self.create_subscription(CompressedImage, topic, self._on_image, IMAGE_QOS)
+        else:
+            if transport != "raw":
+                self.get_logger().error(f"image_transport {transport!r} unknown; using 'raw' (raw, compressed)")
+            self.create_subscription(Image, "camera/image", self._on_image, IMAGE_QOS)
         self.create_subscription(PolygonStamped, "tracker/init", self._on_init, CONTROL_QOS)
         self.create_service(Trigger, "tracker/reset", self._on_reset)
         self.add_on_set_parameters_callback(self._check_params)
@@ -365,7 +379,9 @@ class TrackerNode(Node):
         self._worker.join(timeout=2.0)
 
 
-def main(args: list[str] | None = None) -> None:
+def main(args: list[str] | None = None) -> int | None:
+    if wants_help(args):
+        return print_help(__file__, "tracker_node", __doc__.splitlines()[0])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     rclpy.init(args=args)
     node = TrackerNode()

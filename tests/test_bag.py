@@ -56,9 +56,7 @@ def test_bag_from_frames_round_trip(bags, storage):
     assert np.allclose([gt[s] for s in stamps], want)
 
 
-@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
-@pytest.mark.parametrize("damage", ["truncated", "garbage", "no_metadata"])
-def test_damaged_bag_is_a_clear_error(bags, tmp_path, storage, damage, caplog):
+def _damage(bags, tmp_path: Path, storage: str, damage: str) -> Path:
     bag = tmp_path / "bag"
     shutil.copytree(bags[storage], bag)
     data = next(p for p in bag.iterdir() if p.name != "metadata.yaml")
@@ -69,10 +67,37 @@ def test_damaged_bag_is_a_clear_error(bags, tmp_path, storage, damage, caplog):
             f.write(os.urandom(4096))
     else:
         (bag / "metadata.yaml").unlink()
+    return bag
+
+
+@pytest.mark.parametrize(
+    "storage, damage",
+    [("sqlite3", "truncated"), ("sqlite3", "garbage"), ("sqlite3", "no_metadata"), ("mcap", "garbage")],
+)
+def test_damaged_bag_is_a_clear_error(bags, tmp_path, storage, damage, caplog):
+    bag = _damage(bags, tmp_path, storage, damage)
     with pytest.raises(BagError, match=r"bag .* (truncated|corrupt)"):
         list(read_frames(bag))
     assert mlkd(["replay", str(bag), "--offline"]) == 2
-    assert "truncated or corrupt" in caplog.text
+    assert "corrupt" in caplog.text
+
+
+def test_cut_mcap_replays_its_complete_messages(bags, tmp_path, caplog):
+    """A flight cut short (crash, power loss): every complete message is used, with a warning."""
+    bag = _damage(bags, tmp_path, "mcap", "truncated")
+    frames = list(read_frames(bag))
+    assert 50 <= len(frames) < 120  # half the file: about half the frames, each one whole
+    whole = dict(read_frames(bags["mcap"]))
+    assert all(np.array_equal(img, whole[s]) for s, img in frames)
+    assert "is cut short" in caplog.text
+    assert mlkd(["replay", str(bag), "--offline"]) == 0
+    assert json.loads((tmp_path / "bag_cle.json").read_text())["MLKD-Track"]["frames_scored"] == len(frames)
+
+
+def test_mcap_without_metadata_is_read_from_its_data(bags, tmp_path):
+    """`ros2 bag record` killed before it wrote metadata.yaml: the mcap alone is enough."""
+    bag = _damage(bags, tmp_path, "mcap", "no_metadata")
+    assert len(list(read_frames(bag))) == 120
 
 
 def test_missing_bag(tmp_path):

@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from mlkd_ros.bag import BagError, bag_from_frames
 
+    if not 0 < args.fps <= 10_000:
+        log.error("--fps must be a frame rate in (0, 10000], got %s", args.fps)
+        return 2
     try:
         n = bag_from_frames(args.folder, args.out, fps=args.fps, storage=args.storage)
     except (BagError, FileExistsError) as exc:

@@ -25,9 +25,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("out", type=Path, help="bag folder to create (must not exist)")
     p.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
-    p.add_argument("--topics", nargs="+", help="topics to record (default: camera, tracker and ground truth)")
+    p.add_argument(
+        "--topics",
+        nargs="+",
+        help="topics to record, relative or absolute (default: all of camera/image, camera/image/compressed, "
+        "camera/camera_info, tracker/box, tracker/cle, tracker/init, ground_truth/box)",
+    )
     p.add_argument("--duration", type=float, help="stop this many seconds after the first image")
-    p.add_argument("--frames", type=int, help="stop after this many camera/image messages")
+    p.add_argument("--frames", type=int, help="stop after this many camera frames (raw or compressed)")
     p.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID (default: environment)")
     p.set_defaults(func=run)
 
@@ -38,7 +43,7 @@ class Recorder:
 
         from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-        from mlkd_ros.bag import IMAGE_TOPIC
+        from mlkd_ros.bag import COMPRESSED_TOPIC, IMAGE_TOPIC
 
         self.writer, self.lock = writer, threading.Lock()
         self.images = 0
@@ -49,17 +54,19 @@ class Recorder:
             # Best-effort subscribers match both best-effort and reliable publishers (the bridge's camera is
             # best effort); the deep queue absorbs disk hiccups.
             qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.BEST_EFFORT)
-            if topic != IMAGE_TOPIC:
+            # --frames / --duration count the raw camera, or the compressed one when it is recorded alone.
+            is_image = topic == (IMAGE_TOPIC if IMAGE_TOPIC in topics else COMPRESSED_TOPIC)
+            if topic not in (IMAGE_TOPIC, COMPRESSED_TOPIC):
                 qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE)
-            node.create_subscription(cls, topic, self._cb(topic, msgtype), qos, raw=True)
+            # The bag gets the fully qualified name (/camera/image), as `ros2 bag record` writes it.
+            name_in_bag = node.resolve_topic_name(topic)
+            node.create_subscription(cls, topic, self._cb(name_in_bag, msgtype, is_image), qos, raw=True)
 
-    def _cb(self, topic: str, msgtype: str):
-        from mlkd_ros.bag import IMAGE_TOPIC
-
+    def _cb(self, topic: str, msgtype: str, is_image: bool):
         def on_msg(data: bytes) -> None:
             with self.lock:
                 self.writer.write(topic, msgtype, data, time.time_ns())
-                if topic == IMAGE_TOPIC:
+                if is_image:
                     self.images += 1
                     self.image_event.set()
 
@@ -70,11 +77,18 @@ def run(args: argparse.Namespace) -> int:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    from mlkd_ros.bag import IMAGE_TOPIC, RECORD_TOPICS, BagWriter
+    from mlkd_ros.bag import COMPRESSED_TOPIC, IMAGE_TOPIC, RECORD_TOPICS, BagWriter
 
     if args.domain_id is not None:
         os.environ["ROS_DOMAIN_ID"] = str(args.domain_id)
-    topics = {t: RECORD_TOPICS[t] for t in args.topics} if args.topics else dict(RECORD_TOPICS)
+    topics = dict(RECORD_TOPICS)
+    if args.topics:  # relative or absolute names
+        unknown = [t for t in args.topics if t.strip().lstrip("/") not in RECORD_TOPICS]
+        if unknown:
+            known = ", ".join("/" + t for t in RECORD_TOPICS)
+            log.error("cannot record %s: mlkd record knows the types of %s only", ", ".join(unknown), known)
+            return 2
+        topics = {t.strip().lstrip("/"): RECORD_TOPICS[t.strip().lstrip("/")] for t in args.topics}
     try:
         writer = BagWriter(args.out, args.storage)
     except (FileExistsError, ValueError) as exc:
@@ -90,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         while time.monotonic() < end and not (args.frames and rec.images >= args.frames):
             ex.spin_once(timeout_sec=0.1)
-            started = rec.images if IMAGE_TOPIC in topics else writer.count
+            started = rec.images if {IMAGE_TOPIC, COMPRESSED_TOPIC} & set(topics) else writer.count
             if args.duration and end == float("inf") and started:
                 # The clock starts with the first frame, not at discovery (big-message readers match last).
                 end = time.monotonic() + args.duration

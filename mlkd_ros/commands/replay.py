@@ -104,6 +104,17 @@ def default_init(bag: Path, stamps: np.ndarray, gt: np.ndarray | None, text: str
     return None
 
 
+def frame_stamps(bag: Path) -> np.ndarray:
+    """Header stamps of the bag's camera frames (raw or compressed); BagError when it has none."""
+    from mlkd_ros.bag import BagError, image_topic, read_messages, stamp_ns
+
+    topic = image_topic(bag)
+    stamps = np.array([stamp_ns(m.decode().header) for m in read_messages(bag, [topic])], dtype=np.int64)
+    if not len(stamps):  # listed in metadata.yaml, but the data holding them is gone
+        raise BagError(f"bag {bag} has no readable /{topic} frames")
+    return stamps
+
+
 def run_offline(bag: Path, gt: np.ndarray, init: tuple, models: list[str]) -> dict[str, np.ndarray]:
     from mlkd_model.load import load_tracker
     from mlkd_ros.bag import read_frames
@@ -130,13 +141,13 @@ def run_offline(bag: Path, gt: np.ndarray, init: tuple, models: list[str]) -> di
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlkd_ros.bag import BOX_TOPIC, IMAGE_TOPIC, BagError, read_boxes, read_messages, stamp_ns
+    from mlkd_model.frames import BoxError, FrameError
+    from mlkd_model.manifest import ModelDirError
+    from mlkd_ros.bag import BOX_TOPIC, BagError, read_boxes
     from mlkd_ros.cle import boxes_from_cle_log, write_report
 
     try:
-        stamps = np.array([stamp_ns(m.decode().header) for m in read_messages(args.bag, [IMAGE_TOPIC])])
-        if not len(stamps):
-            raise BagError(f"bag {args.bag} has no {IMAGE_TOPIC} messages")
+        stamps = frame_stamps(args.bag)
         gt = ground_truth(args.bag, stamps, args.gt)
     except (BagError, ValueError, OSError) as exc:
         log.error("%s", exc)
@@ -150,7 +161,11 @@ def run(args: argparse.Namespace) -> int:
     if gt is None:
         log.warning("no ground truth (--gt or a ground_truth/box topic): no CLE report")
         return 0
-    results = run_offline(args.bag, gt, init, args.model_dir) if args.offline else {}
+    try:
+        results = run_offline(args.bag, gt, init, args.model_dir) if args.offline else {}
+    except (ModelDirError, BagError, FrameError, BoxError) as exc:
+        log.error("%s", exc)
+        return 2
     recorded = read_boxes(args.bag, BOX_TOPIC)  # the live tracker's boxes, when the flight was recorded with them
     if recorded:
         results["recorded (live)"] = np.array([recorded.get(int(s), np.full(4, np.nan)) for s in stamps])
@@ -193,16 +208,18 @@ class Player:
     def __init__(self, bag: Path, rate: float, init=None, gt: np.ndarray | None = None, node=None) -> None:
         from geometry_msgs.msg import PolygonStamped
         from rclpy.node import Node
-        from sensor_msgs.msg import CameraInfo, Image
+        from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-        from mlkd_ros.bag import GT_TOPIC, IMAGE_TOPIC
+        from mlkd_ros.bag import COMPRESSED_TOPIC, GT_TOPIC, image_topic
         from mlkd_ros.dds import CONTROL_QOS
 
         self.bag, self.rate, self.init, self.gt = Path(bag), max(rate, 1e-3), init, gt
         self.node = node or Node("bag_player")
+        self.image_topic = image_topic(self.bag)  # camera/image, else camera/image/compressed
+        self.image_type = CompressedImage if self.image_topic == COMPRESSED_TOPIC else Image
         # Reliable, depth 10 for images too: a replay is an evaluation, every frame should reach the tracker.
         self.pubs = {
-            IMAGE_TOPIC: self.node.create_publisher(Image, IMAGE_TOPIC, CONTROL_QOS),
+            self.image_topic: self.node.create_publisher(self.image_type, self.image_topic, CONTROL_QOS),
             "camera/camera_info": self.node.create_publisher(CameraInfo, "camera/camera_info", CONTROL_QOS),
             GT_TOPIC: self.node.create_publisher(PolygonStamped, GT_TOPIC, CONTROL_QOS),
         }
@@ -213,7 +230,9 @@ class Player:
         logger must see every result) each have a subscriber; a replay is an evaluation, the start counts."""
         from mlkd_ros.bag import IMAGE_TOPIC
 
-        wanted = list(dict.fromkeys([IMAGE_TOPIC, *(["tracker/init"] if self.init is not None else []), *topics]))
+        topics = [self.image_topic if t.lstrip("/") == IMAGE_TOPIC else t for t in topics]  # the bag's camera
+        init = ["tracker/init"] if self.init is not None else []
+        wanted = list(dict.fromkeys([self.image_topic, *init, *topics]))
         end = time.monotonic() + timeout
         missing = wanted
         while missing and time.monotonic() < end:
@@ -239,9 +258,8 @@ class Player:
 
     def play(self) -> int:
         from rclpy.serialization import deserialize_message
-        from sensor_msgs.msg import Image
 
-        from mlkd_ros.bag import GT_TOPIC, IMAGE_TOPIC, read_messages
+        from mlkd_ros.bag import GT_TOPIC, read_messages
 
         use_file_gt = self.gt is not None
         t_first = wall0 = None
@@ -254,11 +272,11 @@ class Player:
             delay = wall0 + (m.t_ns - t_first) * 1e-9 / self.rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            if m.topic == IMAGE_TOPIC:
-                header = deserialize_message(m.data, Image).header
+            if m.topic == self.image_topic:
+                header = deserialize_message(m.data, self.image_type).header
                 if use_file_gt and n < len(self.gt):
                     self.pubs[GT_TOPIC].publish(self._gt_msg(header, self.gt[n]))
-                self.pubs[IMAGE_TOPIC].publish(m.data)
+                self.pubs[self.image_topic].publish(m.data)
                 if self.init is not None and n == self.init[0]:
                     # The tracker keeps recent frames and starts on the one whose stamp the init carries.
                     self.init_pub.publish(self._gt_msg(header, self.init[1]))
@@ -274,8 +292,12 @@ def player_main(args: list[str] | None = None) -> int:
     """`bag_player` node (launch/replay.launch.xml): parameters bag, rate, init, ground_truth, wait_for."""
     import rclpy
 
-    from mlkd_ros.bag import IMAGE_TOPIC, BagError, read_messages, stamp_ns
+    from mlkd_ros.bag import IMAGE_TOPIC, BagError
+    from mlkd_ros.node_help import print_help, wants_help
     from mlkd_ros.ros_params import declare
+
+    if wants_help(args):
+        return print_help(__file__, "bag_player", "Play a rosbag2 flight to the tracker (launch/replay.launch.xml).")
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     rclpy.init(args=args)
@@ -294,7 +316,9 @@ def player_main(args: list[str] | None = None) -> int:
             "topics that must each have a subscriber before playing (tracker/init is added when the player inits)",
         )
         try:
-            stamps = np.array([stamp_ns(m.decode().header) for m in read_messages(bag, [IMAGE_TOPIC])])
+            if not str(bag) or str(bag) == ".":
+                raise BagError("no bag given: set the bag parameter (replay.launch.xml bag:=/path/to/flight)")
+            stamps = frame_stamps(bag)
             gt = ground_truth(bag, stamps, Path(gt_text) if gt_text else None)
         except (BagError, ValueError, OSError) as exc:
             node.get_logger().error(str(exc))
@@ -304,7 +328,9 @@ def player_main(args: list[str] | None = None) -> int:
             node.get_logger().warning("no init box (no init, ground truth or recorded tracker/box): send tracker/init")
         player = Player(bag, rate, init, gt if gt_text else None, node=node)
         player.wait_for_subscribers(10.0, wait_for)
-        player.play()
+        if player.play() == 0:
+            node.get_logger().error(f"no frame of {bag} was published")
+            return 2
         return 0
     except KeyboardInterrupt:
         return 130

@@ -1,7 +1,8 @@
 """Fixtures for the ROS 2 tests: real node processes started from the launch XML, over DDS on this host.
 
-Every test gets its own ROS_DOMAIN_ID (random in 100..200) with ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST,
-rmw_fastrtps_cpp and launch/fastdds_profile.xml, so parallel runs on the host do not see each other.
+Every test gets its own ROS_DOMAIN_ID (random in 100..200) with ROS_AUTOMATIC_DISCOVERY_RANGE=SYSTEM_DEFAULT,
+rmw_fastrtps_cpp and launch/fastdds_localhost.xml (shared memory only), so parallel runs on the host do not
+see each other.
 Node processes run with torch blocked by an import guard: the ground station must not need it.
 """
 
@@ -61,7 +62,7 @@ def domain_id() -> int:
 def env(domain_id: int, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The DDS environment, for the node processes and for this process's own participant."""
     e = ros_env(domain_id)
-    for k in ("ROS_LOCALHOST_ONLY", "FASTRTPS_DEFAULT_PROFILES_FILE"):
+    for k in ("ROS_LOCALHOST_ONLY", "FASTRTPS_DEFAULT_PROFILES_FILE", "ROS_STATIC_PEERS"):
         monkeypatch.delenv(k, raising=False)
     for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "RMW_IMPLEMENTATION", "FASTDDS_DEFAULT_PROFILES_FILE"):
         monkeypatch.setenv(k, e[k])

@@ -30,9 +30,15 @@ def test_ground_station_declares_bridge_tracker_and_controller():
     assert inline_params(bridge)["drone_ip"] == "10.202.0.1"
     # File first, then the launch arguments on top of it (same order as ros2 launch).
     assert tracker.params[0] == LAUNCH / "tracker.yaml" and tracker.params[0].exists()
-    assert inline_params(tracker) == {"model_dir": "/m", "providers": ["cpu"], "enhance": False}
+    assert inline_params(tracker) == {
+        "model_dir": "/m",
+        "providers": ["cpu"],
+        "enhance": False,
+        "image_transport": "raw",
+    }
+    assert inline_params(bridge)["publish_compressed"] is False
     assert inline_params(follow) == {"image_width": 640, "image_height": 480}
-    assert Path(desc.env["FASTDDS_DEFAULT_PROFILES_FILE"]) == LAUNCH / "fastdds_profile.xml"
+    assert Path(desc.env["FASTDDS_DEFAULT_PROFILES_FILE"]) == LAUNCH / "fastdds_localhost.xml"
     assert [n.name for n in select(desc, ["tracker", "follow_controller"])] == ["tracker", "follow_controller"]
     no_console = parse_launch(LAUNCH / "ground_station.launch.xml", {"console": "false"})
     assert "operator_console" not in [n.exec for n in no_console.nodes]
@@ -135,3 +141,55 @@ def test_ground_station_modules_do_not_import_torch():
         "assert not [m for m in sys.modules if m.split('.')[0] == 'torch'], 'torch imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_scoping_namespaces_and_nested_params_as_ros2_launch(tmp_path):
+    f = tmp_path / "two.launch.xml"
+    f.write_text(
+        """<launch>
+          <set_env name="MLKD_A" value="top"/>
+          <group>
+            <push-ros-namespace namespace="drone1"/>
+            <let name="who" value="one"/>
+            <set_env name="MLKD_A" value="in_group"/>
+            <node pkg="mlkd_ros" exec="tracker_node" name="tracker">
+              <param name="who" value="$(var who)"/>
+              <param name="gains"><param name="yaw" value="1.5"/><param name="z" value="2"/></param>
+            </node>
+          </group>
+          <group>
+            <push-ros-namespace namespace="drone2"/>
+            <node pkg="mlkd_ros" exec="tracker_node" name="tracker" namespace="cam"/>
+          </group>
+          <node pkg="mlkd_ros" exec="cle_logger" namespace="/abs"/>
+          <let name="who" value="after"/>
+        </launch>"""
+    )
+    desc = parse_launch(f)
+    one, two, logger = desc.nodes
+    assert (one.namespace, two.namespace, logger.namespace) == ("drone1", "drone2/cam", "/abs")
+    assert one.params == [{"who": "one", "gains.yaw": 1.5, "gains.z": 2}]
+    assert one.launch_env["MLKD_A"] == "in_group" and two.launch_env["MLKD_A"] == "top"
+    assert desc.env == {"MLKD_A": "top"} and desc.args["who"] == "after"
+    assert "__ns:=/drone2/cam" in one.command(tmp_path) + two.command(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "xml, match",
+    [
+        ('<include file="x.launch.xml"/>', "<include> is not supported"),
+        ('<node pkg="mlkd_ros" exec="cle_logger" args="--x"/>', r"attribute\(s\) \['args'\]"),
+        ('<node pkg="mlkd_ros" exec="cle_logger" ros_args="-p a:=1"/>', "ros_args"),
+        ('<node pkg="mlkd_ros" exec="cle_logger" launch-prefix="gdb"/>', "launch-prefix"),
+        ('<node pkg="mlkd_ros" exec="cle_logger"><param name="a" value="1" type="str"/></node>', "type"),
+        ('<node pkg="mlkd_ros" exec="cle_logger"><param name="a" value="$(optenv HOME)"/></node>', "optenv"),
+        ('<node pkg="mlkd_ros" exec="cle_logger"><composable_node/></node>', "<composable_node> inside <node>"),
+        ('<group ns="x"/>', "ns"),
+        ('<executable cmd="ls"/>', "<executable> is not supported"),
+    ],
+)
+def test_unsupported_launch_features_are_refused(tmp_path, xml, match):
+    f = tmp_path / "bad.launch.xml"
+    f.write_text(f"<launch>{xml}</launch>")
+    with pytest.raises(LaunchError, match=match):
+        parse_launch(f)

@@ -1,0 +1,61 @@
+"""`<node executable> --help`: list the node's parameters instead of starting it.
+
+Read statically from the module's `declare(node, "name", default, "description", lo, hi)` calls
+(mlkd_ros/ros_params.py): constructing the node to ask it would open the video, connect to the drone or
+load a model. Stdlib only (the bridge answers from Olympe's virtualenv too).
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+
+def wants_help(args: list[str] | None) -> bool:
+    """-h / --help before any --ros-args (after it, the words belong to ROS)."""
+    argv = sys.argv[1:] if args is None else list(args)
+    argv = argv[: argv.index("--ros-args")] if "--ros-args" in argv else argv
+    return "-h" in argv or "--help" in argv
+
+
+def _text(source: str, node: ast.expr) -> str:
+    if isinstance(node, ast.Constant):
+        return str(node.value)
+    seg = ast.get_source_segment(source, node) or "?"
+    return seg[2:-1] if isinstance(node, ast.JoinedStr) else seg  # f"{a}_kp" -> {a}_kp
+
+
+def parameters(source: str | Path) -> list[tuple[str, str, str, str]]:
+    """(name, default, description, range) of each parameter the module declares, in source order: the
+    declare(node, "name", default, "description"[, lo, hi]) calls, and ("name", default, "description", lo,
+    hi) tuples (tables of parameters declared in a loop)."""
+    text = Path(source).read_text()
+    strings = (ast.Constant, ast.JoinedStr)
+    found = []
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "declare" and len(node.args) >= 4:
+            fields = node.args[1:]
+        elif isinstance(node, ast.Tuple) and len(node.elts) == 5:
+            fields = node.elts
+        else:
+            continue
+        name, default, desc = fields[:3]
+        if not (isinstance(name, strings) and isinstance(desc, strings)):
+            continue
+        if isinstance(name, ast.Constant) and not isinstance(name.value, str):
+            continue
+        rng = fields[3:5]
+        span = " .. ".join(_text(text, a) for a in rng) if len(rng) == 2 else ""
+        shown = ast.get_source_segment(text, default) or "?"
+        found.append((node.lineno, node.col_offset, _text(text, name), shown, _text(text, desc), span))
+    return [f[2:] for f in sorted(found)]
+
+
+def print_help(source: str | Path, prog: str, summary: str) -> int:
+    """Print usage and the parameters to stdout; returns 0 (the exit code)."""
+    lines = [f"usage: {prog} [--ros-args -p NAME:=VALUE | --params-file FILE ...]", "", summary, "", "parameters:"]
+    for name, default, desc, span in parameters(source):
+        lines.append(f"  {name} (default {default}{', range ' + span if span else ''}): {desc}")
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
