@@ -9,6 +9,10 @@ So: target left -> +yaw rate; target above -> +vertical speed; target too small 
 Safety: nothing is published before `follow/enable` (std_srvs/SetBool) is called with true; while
 enabled, a box older than `timeout` or a lost target (empty polygon) commands zero (hover) at
 once, without the acceleration limit (stopping is always allowed), and disabling sends one zero.
+No target for longer than `max_frame_gap` (video gap, lost track, tracker gone) disables following
+itself: whatever the tracker locks onto afterwards, the drone stays at zero until the operator calls
+`follow/enable` again. `follow/enabled` (std_msgs/Bool, latched) says which it is.
+Every parameter takes effect when set at run time (gains, limits, rates, image size).
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import rclpy
 from geometry_msgs.msg import PolygonStamped, Twist
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
+from std_msgs.msg import Bool
 from std_srvs.srv import SetBool
 
 from mlkd_model.frames import BoxError
@@ -121,6 +127,7 @@ class FollowController(Node):
             ("image_height", 480, "height of the tracked images, pixels", 1, 100000),
             ("control_rate", 20.0, "cmd_vel rate while enabled, Hz", 1.0, 200.0),
             ("timeout", 0.5, "seconds without a box before commanding zero", 0.05, 10.0),
+            ("max_frame_gap", 1.0, "seconds without a target after which following needs a new enable", 0.1, 60.0),
             ("target_size", 0.0, "box size sqrt(w*h) to hold, pixels; 0 = the size at lock-on", 0.0, 100000.0),
         ]
         gains = {"yaw": (1.0, 0.0, 0.05), "z": (0.8, 0.0, 0.0), "x": (1.5, 0.0, 0.0)}
@@ -144,16 +151,45 @@ class FollowController(Node):
         p = {k: float(v) for k, v in p.items()}
         self.law = FollowLaw(p)
         self.timeout = p["timeout"]
+        self.max_frame_gap = p["max_frame_gap"]
         self.period = 1.0 / p["control_rate"]
         self.enabled = False
         self.box: tuple[float, float, float, float] | None = None
         self.box_time = 0.0
+        self.target_time = 0.0  # monotonic time of the newest valid box (or of enabling)
         self.holding = True  # last command sent was zero
         self.pub = self.create_publisher(Twist, "cmd_vel", CONTROL_QOS)
+        latched = QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+        )
+        self.enabled_pub = self.create_publisher(Bool, "follow/enabled", latched)
+        self.enabled_pub.publish(Bool(data=False))
         self.create_subscription(PolygonStamped, "tracker/box", self._on_box, CONTROL_QOS)
         self.create_service(SetBool, "follow/enable", self._on_enable)
-        self.create_timer(self.period, self._tick)
+        self.timer = self.create_timer(self.period, self._tick)
         self._bad_logged: set[str] = set()
+        self.add_post_set_parameters_callback(self._on_params_set)
+
+    def _on_params_set(self, params) -> None:
+        """Ranges were checked by rclpy (descriptors); apply at once, the control law reads p every step."""
+        for prm in params:
+            value = float(prm.value)
+            self.law.p[prm.name] = value
+            axis, _, term = prm.name.partition("_")
+            if axis in self.law.pid and term in ("kp", "ki", "kd"):
+                setattr(self.law.pid[axis], term, value)
+            elif prm.name == "timeout":
+                self.timeout = value
+            elif prm.name == "max_frame_gap":
+                self.max_frame_gap = value
+            elif prm.name == "target_size":
+                self.law.ref_size = None  # re-lock on the new size
+            elif prm.name == "control_rate":
+                self.period = 1.0 / value
+                self.timer.cancel()
+                self.destroy_timer(self.timer)
+                self.timer = self.create_timer(self.period, self._tick)
+            self.get_logger().info(f"parameter {prm.name} = {value:g} applied")
 
     def _on_box(self, msg: PolygonStamped) -> None:
         self.box_time = time.monotonic()
@@ -171,20 +207,36 @@ class FollowController(Node):
             self.box = None
             return
         self.box = box
+        self.target_time = self.box_time
 
     def _on_enable(self, req: SetBool.Request, resp: SetBool.Response) -> SetBool.Response:
-        self.enabled = bool(req.data)
-        self.law.reset()
-        if not self.enabled:
-            self._send(0.0, 0.0, 0.0)
+        self._set_enabled(bool(req.data))
         resp.success, resp.message = True, "following enabled" if self.enabled else "following disabled (hover)"
         self.get_logger().info(resp.message)
         return resp
 
+    def _set_enabled(self, on: bool) -> None:
+        self.enabled = on
+        self.law.reset()
+        if on:
+            self.box = None  # only boxes that arrive from now on count: the operator enables on what they see
+            self.target_time = time.monotonic()
+        else:
+            self._send(0.0, 0.0, 0.0)
+        self.enabled_pub.publish(Bool(data=on))
+
     def _tick(self) -> None:
         if not self.enabled:
             return
-        fresh = self.box is not None and time.monotonic() - self.box_time <= self.timeout
+        now = time.monotonic()
+        if now - self.target_time > self.max_frame_gap:
+            self.get_logger().warning(
+                f"no target for {now - self.target_time:.1f} s (> max_frame_gap {self.max_frame_gap:g} s): "
+                "following disabled until follow/enable is called again"
+            )
+            self._set_enabled(False)
+            return
+        fresh = self.box is not None and now - self.box_time <= self.timeout
         if not fresh:
             if not self.holding:
                 self.get_logger().warn("no target (lost or boxes stopped): hover")

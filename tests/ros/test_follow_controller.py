@@ -160,14 +160,17 @@ def test_tracker_stopped_or_killed_means_hover(launcher, probe, camera, sequence
     after = [c for t, c in cmds if t > stopped + PARAMS["timeout"] + 0.1]
     assert after and all(is_zero(c) for c in after)
 
-    # Killed: SIGKILL mid-track; no more boxes -> zero within the timeout.
+    # Killed: SIGKILL mid-track; no more boxes -> zero within the timeout. The reset may have outlasted
+    # max_frame_gap, which disables following: the operator re-enables after the new init.
     camera.index = 30
     camera.stream(
-        15,
+        5,
         on_frame=lambda i, m: (
             i == 0 and init_pub.publish(PolygonStamped(header=m.header, polygon=box_to_polygon(gt[30])))
         ),
     )
+    assert probe.call(SetBool, "follow/enable", SetBool.Request(data=True)).success
+    camera.stream(10)
     assert not is_zero(cmds[-1][1])
     launcher.procs["tracker"].send_signal(signal.SIGKILL)
     killed = time.monotonic()
