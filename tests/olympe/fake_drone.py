@@ -1,13 +1,15 @@
 """A fake Parrot drone for the bridge tests: Olympe's own drone-side endpoint (DeviceBase) on 0.0.0.0:44444.
 
 Run with Olympe's virtualenv, inside the tests' private network namespace only:
-    .venv/olympe/bin/python tests/olympe/fake_drone.py LOG.jsonl
+    .venv/olympe/bin/python tests/olympe/fake_drone.py LOG.jsonl [--ignore ardrone3.Piloting.TakeOff ...]
 Answers the connection handshake (AllStates / AllSettings) and writes one JSON line per command it receives:
 {"t": wall-clock s, "name": "ardrone3.Piloting.PCMD", "args": {...}}. Prints READY once listening.
+--ignore NAME: never answer that command (a take-off the drone does not acknowledge).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import signal
 import sys
@@ -31,7 +33,11 @@ REPLIES = {  # command -> (event, its arguments): what a drone answers, and what
 
 
 def main() -> int:
-    out = open(sys.argv[1], "a", buffering=1)  # line-buffered: the test reads it while we run
+    ap = argparse.ArgumentParser()
+    ap.add_argument("log")
+    ap.add_argument("--ignore", nargs="*", default=[], help="commands never answered")
+    ns = ap.parse_args()
+    out = open(ns.log, "a", buffering=1)  # line-buffered: the test reads it while we run
     device = DeviceBase()
     lock = threading.Lock()
 
@@ -44,7 +50,7 @@ def main() -> int:
             line = json.dumps({"t": time.time(), "name": name, "error": repr(exc)})
         with lock:
             out.write(line + "\n")
-        if name in REPLIES:
+        if name in REPLIES and name not in ns.ignore:
             event_type, event_args = REPLIES[name]
             device._send_command_raw(event_type, dict(event_args))
 

@@ -434,6 +434,151 @@ def scenario_e2e(ns: argparse.Namespace) -> dict:
             stop(procs.get(name))
 
 
+def fake_drone(log: Path, work: Path, *ignore: str) -> subprocess.Popen:
+    args = [os.environ["MLKD_OLYMPE_PYTHON"], str(Path(__file__).parent / "fake_drone.py"), str(log)]
+    if ignore:
+        args += ["--ignore", *ignore]
+    p = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=(work / f"{log.stem}.log").open("wb"), text=True, start_new_session=True
+    )
+    assert p.stdout.readline().startswith("READY")
+    return p
+
+
+class Pilot(Node):
+    """Operator side of the link tests: bridge diagnostics (with arrival times), cmd_vel, the bridge services."""
+
+    def __init__(self) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from geometry_msgs.msg import Twist
+        from std_srvs.srv import SetBool, Trigger
+
+        from mlkd_ros.dds import CONTROL_QOS
+
+        super().__init__("scenario_pilot")
+        self.Twist = Twist
+        self.diags: list[tuple[float, int, dict[str, str], str]] = []  # wall time, level, values, message
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, CONTROL_QOS)
+        self.cmd_pub = self.create_publisher(Twist, "cmd_vel", CONTROL_QOS)
+        self.arm = self.create_client(SetBool, "olympe_bridge/arm")
+        self.triggers = {
+            n: self.create_client(Trigger, f"olympe_bridge/{n}") for n in ("takeoff", "land", "emergency_hover")
+        }
+
+    def _on_diag(self, msg) -> None:
+        for st in msg.status:
+            if st.name.startswith("mlkd_olympe_bridge"):
+                level = st.level[0] if isinstance(st.level, bytes) else int(st.level)
+                self.diags.append((time.time(), level, {kv.key: kv.value for kv in st.values}, st.message))
+
+    @property
+    def diag(self) -> dict[str, str]:
+        return self.diags[-1][2] if self.diags else {}
+
+    def cmd(self, pitch_speed: float) -> float:
+        t = self.Twist()
+        t.linear.x = pitch_speed
+        self.cmd_pub.publish(t)
+        return time.time()
+
+    def fly(self, seconds: float, speed: float = 1.0) -> None:
+        """cmd_vel at 20 Hz, as the follow controller sends it."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.cmd(speed)
+            spin_for(self, 0.05)
+
+    def call_async(self, client, value: bool | None):
+        from std_srvs.srv import SetBool, Trigger
+
+        if not client.wait_for_service(timeout_sec=10):
+            raise RuntimeError(f"service {client.srv_name} not available")
+        return client.call_async(Trigger.Request() if value is None else SetBool.Request(data=value))
+
+    def call(self, client, value: bool | None, timeout: float = 10.0) -> list:
+        fut = self.call_async(client, value)
+        rclpy.spin_until_future_complete(self, fut, timeout_sec=timeout)
+        return [fut.result().success, fut.result().message]
+
+
+def scenario_link(ns: argparse.Namespace) -> dict:
+    """Fake drone killed while armed and brought back; then a take-off it never acknowledges."""
+    work = Path(ns.work)
+    env = ros_env(DOMAIN)
+    os.environ.update(env)
+    out: dict = {}
+    logs = [work / "drone1.jsonl", work / "drone2.jsonl"]
+    drone = fake_drone(logs[0], work)
+    bridge = start(
+        node_cmd("mlkd_ros.olympe_bridge", {"drone_ip": "127.0.0.1", "flight_ack_timeout": 2.0}, "olympe_bridge"),
+        work / "bridge.log",
+        env,
+    )
+    rclpy.init()
+    node = Pilot()
+    try:
+        spin_for(node, 90.0, until=lambda: node.diag.get("drone_state") == "connected")
+        out["first_connect"] = node.diag.get("drone_state")
+        out["arm"] = node.call(node.arm, True)
+        node.fly(1.5)
+        out["pcmd_armed"] = len([p for p in read_pcmds(logs[0]) if p["pitch"]])
+        # The drone goes away (battery pulled, out of WiFi range) while the operator keeps commanding.
+        drone.kill()
+        t_kill = time.time()
+        node.fly(3.0)
+        lost = [d for d in node.diags if d[0] > t_kill and d[2]["drone_state"] == "disconnected"]
+        out["loss_reported_s"] = lost[0][0] - t_kill if lost else None
+        out["loss_level"] = lost[0][1] if lost else None
+        out["loss_message"] = lost[0][3] if lost else ""
+        out["armed_after_loss"] = lost[0][2]["armed"] if lost else None
+        out["pcmd_sent_after_loss"] = [int(d[2]["pcmd_sent"]) for d in lost]
+        out["arm_while_lost"] = node.call(node.arm, True)
+        # It comes back: the bridge reconnects by itself, and stays disarmed.
+        drone = fake_drone(logs[1], work, "ardrone3.Piloting.TakeOff")
+        t_back = time.time()
+        spin_for(node, 90.0, until=lambda: node.diag.get("drone_state") == "connected")
+        out["reconnect_s"] = time.time() - t_back
+        out["diag_after_reconnect"] = node.diag
+        node.fly(2.0)
+        out["pcmd_before_rearm"] = len(read_pcmds(logs[1]))
+        out["rearm"] = node.call(node.arm, True)
+        t_rearm = time.time()
+        node.fly(1.5)
+        out["pcmd_after_rearm"] = len([p for p in read_pcmds(logs[1]) if p["t"] > t_rearm and p["pitch"]])
+        # A take-off the drone never acknowledges: meanwhile a stop on cmd_vel, then an emergency hover.
+        takeoff = node.call_async(node.triggers["takeoff"], None)
+        t_takeoff = time.time()
+        node.fly(0.5)
+        t_stop = node.cmd(0.0)
+        spin_for(node, 0.5)
+        node.fly(0.3)
+        hover = node.call_async(node.triggers["emergency_hover"], None)
+        t_hover = time.time()
+        rclpy.spin_until_future_complete(node, hover, timeout_sec=10)
+        out["hover_answer_s"] = time.time() - t_hover
+        out["hover"] = [hover.result().success, hover.result().message]
+        rclpy.spin_until_future_complete(node, takeoff, timeout_sec=10)
+        out["takeoff"] = [takeoff.result().success, takeoff.result().message, time.time() - t_takeoff]
+        spin_for(node, 0.5)
+        pcmds = read_pcmds(logs[1])
+        zero = lambda p: not (p["roll"] or p["pitch"] or p["yaw"] or p["gaz"])  # noqa: E731
+        out["stop_reached_s"] = next((p["t"] - t_stop for p in pcmds if p["t"] > t_stop and zero(p)), None)
+        out["moving_after_stop"] = [
+            p["t"] - t_stop for p in pcmds if t_stop + 0.1 < p["t"] < t_stop + 0.45 and not zero(p)
+        ]
+        out["hover_reached_s"] = next((p["t"] - t_hover for p in pcmds if p["t"] > t_hover and zero(p)), None)
+        out["pcmd_after_hover"] = [p["t"] - t_hover for p in pcmds if p["t"] > t_hover + 0.2]
+        out["takeoff_sent"] = any(
+            json.loads(line)["name"] == "ardrone3.Piloting.TakeOff" for line in logs[1].read_text().splitlines()
+        )
+        return out
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+        stop(bridge)
+        stop(drone)
+
+
 def scenario_replay(ns: argparse.Namespace) -> dict:
     """Recorded flight replayed to the tracker node twice: by launch/replay.launch.xml's own bag_player
     (bag_player + tracker + cle_logger), then by `mlkd replay --rate 2` to a tracker + cle_logger."""
@@ -499,8 +644,10 @@ def main() -> int:
         help="ground truth: the players init on its first box, the tracker measures CLE against it",
     )
     r.add_argument("--work", required=True)
+    k = sub.add_parser("link")
+    k.add_argument("--work", required=True)
     ns = ap.parse_args()
-    out = {"video": scenario_video, "e2e": scenario_e2e, "replay": scenario_replay}[ns.what](ns)
+    out = {"video": scenario_video, "e2e": scenario_e2e, "replay": scenario_replay, "link": scenario_link}[ns.what](ns)
     print("RESULT " + json.dumps(out), flush=True)
     return 0
 
