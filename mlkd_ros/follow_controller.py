@@ -194,7 +194,10 @@ class FollowController(Node):
     def _on_box(self, msg: PolygonStamped) -> None:
         self.box_time = time.monotonic()
         if not msg.polygon.points:
-            self.box = None  # lost
+            self.box = None  # lost or stale: zero now, not at the next control tick
+            if self.enabled and not self.holding:
+                self.law.stop()
+                self._send(0.0, 0.0, 0.0)
             return
         try:
             box = polygon_to_box(msg.polygon)

@@ -143,7 +143,7 @@ class TrackerNode(Node):
         self.add_on_set_parameters_callback(self._check_params)
         self.add_post_set_parameters_callback(self._on_params_set)
         self.create_timer(self.diag_period, self._publish_diagnostics)
-        self.create_timer(0.05, self._tick)  # stale / lost video and inits waiting for their frame
+        self.create_timer(0.02, self._tick)  # stale / lost video and inits waiting for their frame
         self._worker = threading.Thread(target=self._work, name="tracker_worker", daemon=True)
         self._worker.start()
 

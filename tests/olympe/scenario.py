@@ -202,6 +202,7 @@ class E2E(Node):
         self.frame_times: deque[float] = deque(maxlen=30)
         self.boxes: list[tuple[float, int, list | None]] = []  # (wall time, stamp ns, x,y,w,h or None)
         self.diag: dict[str, str] = {}
+        self.tracker_diag: dict[str, str] = {}
         self.create_subscription(Image, "camera/image", self._on_image, IMAGE_QOS)
         self.create_subscription(PolygonStamped, "tracker/box", self._on_box, CONTROL_QOS)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, CONTROL_QOS)
@@ -236,6 +237,14 @@ class E2E(Node):
         for st in msg.status:
             if st.name.startswith("mlkd_olympe_bridge"):
                 self.diag = {kv.key: kv.value for kv in st.values}
+            elif st.name.startswith("mlkd_tracker"):
+                self.tracker_diag = {kv.key: kv.value for kv in st.values}
+
+    def tracker_receiving(self) -> bool:
+        """The tracker has a second of frames buffered: an init on the newest frame seen here names one it has
+        (a live stream's first frames reach the subscribers at different times, and the tracker refuses an
+        init naming a frame older than its buffer)."""
+        return int(self.tracker_diag.get("frames_received", "0")) >= 30
 
     def call(self, client, value: bool | None, timeout: float = 10.0):
         from std_srvs.srv import SetBool, Trigger
@@ -332,6 +341,7 @@ def scenario_e2e(ns: argparse.Namespace) -> dict:
         # Pdraw's first RTSP session sometimes stalls after a few frames (then the bridge reconnects, which the
         # video-loss part below tests on purpose): start the operator's part on a steady stream.
         spin_for(node, 30.0, until=node.streaming_steadily)
+        spin_for(node, 30.0, until=node.tracker_receiving)
         r = node.call(node.triggers["takeoff"], None)
         out["takeoff"] = [r.success, r.message]
         out["init_frame"] = node.init_on_latest()
@@ -393,12 +403,26 @@ def scenario_e2e(ns: argparse.Namespace) -> dict:
         out["restart_at"] = [last_k, pos]
         procs["rtsp"] = rtsp_server(video2, work / "rtsp2.log", port=554)
         t_restart = time.time()
+        n_frames = len(node.frame_index)
+        spin_for(node, 20.0, until=lambda: len(node.frame_index) > n_frames + 30)
+        out["video_back_s"] = time.time() - t_restart
+        # The gap dropped the track: no box and no motion on the restarted video until re-init + re-enable.
+        spin_for(node, 1.5)
+        out["boxes_before_reinit"] = len([b for b in node.boxes if b[0] > t_restart and b[2] is not None])
+        out["moving_before_reinit"] = len(
+            [p for p in read_pcmds(drone_log) if p["t"] > t_kill + 1.5 and (p["yaw"] or p["pitch"] or p["gaz"])]
+        )
+        out["tracker_after_gap"] = dict(node.tracker_diag)
+        t_reinit = time.time()
+        node.init_on_latest()
+        spin_for(node, 0.3)
+        node.call(node.enable, True)
         n_before = len(node.boxes)
         spin_for(node, 20.0, until=lambda: len([b for b in node.boxes[n_before:] if b[2] is not None]) > 45)
-        out["resume_s"] = time.time() - t_restart
-        out["resume_cle"] = node.box_errors(t_restart)
+        out["resume_s"] = time.time() - t_reinit
+        out["resume_cle"] = node.box_errors(t_reinit)
         out["reconnects"] = node.diag.get("video_reconnects")
-        moving_again = [p for p in read_pcmds(drone_log) if p["t"] > t_restart and p["yaw"]]
+        moving_again = [p for p in read_pcmds(drone_log) if p["t"] > t_reinit and p["yaw"]]
         out["moving_again"] = len(moving_again)
 
         # Tracker stops while the drone is being steered (else hover would hold trivially): commands fall back
@@ -432,6 +456,101 @@ def scenario_e2e(ns: argparse.Namespace) -> dict:
         launch_xml.stop({k: v for k, v in procs.items() if k not in ("rtsp", "fake_drone")})
         for name in ("rtsp", "fake_drone"):
             stop(procs.get(name))
+
+
+class GapObserver(E2E):
+    """E2E's observer plus cmd_vel and the tracker's diagnostics, with arrival times."""
+
+    def __init__(self, thumbs: Thumbs, gt) -> None:
+        from geometry_msgs.msg import Twist
+
+        from mlkd_ros.dds import CONTROL_QOS
+
+        super().__init__(thumbs, gt)
+        self.cmds: list[tuple[float, bool]] = []  # wall time, non-zero
+        self.tracker_states: list[tuple[float, str, str]] = []  # wall time, state, message
+        self.create_subscription(Twist, "cmd_vel", self._on_cmd, CONTROL_QOS)
+
+    def _on_cmd(self, t) -> None:
+        self.cmds.append((time.time(), any((t.linear.x, t.linear.y, t.linear.z, t.angular.z))))
+
+    def _on_diag(self, msg) -> None:
+        super()._on_diag(msg)
+        for st in msg.status:
+            if st.name.startswith("mlkd_tracker"):
+                values = {kv.key: kv.value for kv in st.values}
+                self.tracker_states.append((time.time(), values["state"], st.message))
+
+    def moving_after(self, t0: float) -> list[float]:
+        return [t - t0 for t, m in self.cmds if m and t > t0]
+
+
+def scenario_video_gap(ns: argparse.Namespace) -> dict:
+    """Following, then the bridge is killed and restarted (MP4 or RTSP source): the target is lost for good."""
+    from mlkd_ros import launch_xml
+    from mlkd_ros.boxes import load_ground_truth
+
+    work, source = Path(ns.work), Path(ns.source)
+    env = ros_env(DOMAIN)
+    os.environ.update(env)
+    gt = load_ground_truth(source / "groundtruth_rect.txt")
+    video = sequence_mp4(source, pingpong(len(gt)), work / "video.mp4")
+    procs: dict[str, subprocess.Popen] = {}
+    if ns.rtsp:
+        procs["rtsp"] = rtsp_server(video, work / "rtsp.log")
+    url = "rtsp://127.0.0.1:8554/live" if ns.rtsp else f"file://{video}"
+    bridge_cmd = node_cmd("mlkd_ros.olympe_bridge", {"drone_ip": "", "video_url": url}, "olympe_bridge")
+    out: dict = {}
+    rclpy.init()
+    node = GapObserver(Thumbs(source), gt)
+    try:
+        desc = launch_xml.parse_launch(
+            ROOT / "launch" / "ground_station.launch.xml", {"image_width": "360", "image_height": "240"}
+        )
+        procs.update(launch_xml.start(desc, only=["tracker", "follow_controller"], env=env, log_dir=work))
+        procs["bridge"] = start(bridge_cmd, work / "bridge1.log", env)
+        spin_for(node, 60.0, until=lambda: node.last_frame is not None)
+        spin_for(node, 30.0, until=node.streaming_steadily)
+        spin_for(node, 30.0, until=node.tracker_receiving)
+        node.init_on_latest()
+        out["enable"] = node.call(node.enable, True).message
+        t_enable = time.time()
+        spin_for(node, 3.0)
+        out["moving_while_following"] = len(node.moving_after(t_enable))
+        # The bridge dies (a WiFi dropout looks the same to the tracker): no more frames.
+        procs.pop("bridge").kill()
+        spin_for(node, 0.3)
+        t_last = node.last_frame[2]
+        spin_for(node, 3.0)
+        out["moving_after_last_frame_s"] = node.moving_after(t_last)
+        out["tracker_states_after"] = [(round(t - t_last, 2), s) for t, s, _ in node.tracker_states if t > t_last]
+        out["lost_message"] = next((m for t, s, m in node.tracker_states if t > t_last and s == "lost"), "")
+        # Restarted: the video comes back with the scene elsewhere.
+        procs["bridge"] = start(bridge_cmd, work / "bridge2.log", env)
+        n_frames = len(node.frame_index)
+        spin_for(node, 60.0, until=lambda: len(node.frame_index) > n_frames + 30)
+        t_back = time.time()
+        out["back_after_s"] = t_back - t_last
+        spin_for(node, 3.0)
+        out["boxes_after_restart"] = len([b for b in node.boxes if b[0] > t_back and b[2] is not None])
+        out["moving_after_restart"] = node.moving_after(t_last + 0.5)
+        # The operator re-inits: boxes again, but still no motion until following is re-enabled.
+        node.init_on_latest()
+        t_init = time.time()
+        spin_for(node, 1.5)
+        out["boxes_after_reinit"] = len([b for b in node.boxes if b[0] > t_init and b[2] is not None])
+        out["moving_after_reinit"] = len(node.moving_after(t_init))
+        out["enable_again"] = node.call(node.enable, True).message
+        t_again = time.time()
+        spin_for(node, 2.0)
+        out["moving_after_reenable"] = len(node.moving_after(t_again))
+        out["tracker_state_end"] = node.tracker_states[-1][1] if node.tracker_states else None
+        return out
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+        launch_xml.stop({k: v for k, v in procs.items() if k != "rtsp"})
+        stop(procs.get("rtsp"))
 
 
 def fake_drone(log: Path, work: Path, *ignore: str) -> subprocess.Popen:
@@ -644,10 +763,20 @@ def main() -> int:
         help="ground truth: the players init on its first box, the tracker measures CLE against it",
     )
     r.add_argument("--work", required=True)
+    g = sub.add_parser("video_gap")
+    g.add_argument("--source", required=True, help="OTB folder")
+    g.add_argument("--rtsp", action="store_true", help="the bridge plays an RTSP stream instead of the MP4")
+    g.add_argument("--work", required=True)
     k = sub.add_parser("link")
     k.add_argument("--work", required=True)
     ns = ap.parse_args()
-    out = {"video": scenario_video, "e2e": scenario_e2e, "replay": scenario_replay, "link": scenario_link}[ns.what](ns)
+    out = {
+        "video": scenario_video,
+        "e2e": scenario_e2e,
+        "replay": scenario_replay,
+        "link": scenario_link,
+        "video_gap": scenario_video_gap,
+    }[ns.what](ns)
     print("RESULT " + json.dumps(out), flush=True)
     return 0
 

@@ -22,7 +22,9 @@ LOSS_S = 1.0
 
 @pytest.fixture(scope="module")
 def link(olympe_venv, tmp_path_factory) -> dict:
-    return run_in_netns(["link"], tmp_path_factory.mktemp("link"), timeout=300)
+    res = run_in_netns(["link"], tmp_path_factory.mktemp("link"), timeout=300)
+    print(f"link: {res}")  # the figures, with pytest -s
+    return res
 
 
 def test_link_loss_is_reported_and_nothing_sent(link):
