@@ -12,7 +12,9 @@ once, without the acceleration limit (stopping is always allowed), and disabling
 No target for longer than `max_frame_gap` (video gap, lost track, tracker gone) disables following
 itself: whatever the tracker locks onto afterwards, the drone stays at zero until the operator calls
 `follow/enable` again. `follow/enabled` (std_msgs/Bool, latched) says which it is.
-Every parameter takes effect when set at run time (gains, limits, rates, image size).
+Every parameter takes effect when set at run time (gains, limits, rates, image size). The image size
+follows camera/camera_info when one is published (the bridge keeps the stream's aspect ratio, so the
+size it publishes need not be image_width x image_height).
 """
 
 from __future__ import annotations
@@ -28,12 +30,13 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
+from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Bool
 from std_srvs.srv import SetBool
 
 from mlkd_model.frames import BoxError
 from mlkd_ros.boxes import polygon_to_box
-from mlkd_ros.dds import CONTROL_QOS
+from mlkd_ros.dds import CONTROL_QOS, IMAGE_QOS
 from mlkd_ros.ros_params import declare
 
 AXES = ("yaw", "z", "x")
@@ -165,6 +168,7 @@ class FollowController(Node):
         self.enabled_pub = self.create_publisher(Bool, "follow/enabled", latched)
         self.enabled_pub.publish(Bool(data=False))
         self.create_subscription(PolygonStamped, "tracker/box", self._on_box, CONTROL_QOS)
+        self.create_subscription(CameraInfo, "camera/camera_info", self._on_camera_info, IMAGE_QOS)
         self.create_service(SetBool, "follow/enable", self._on_enable)
         self.timer = self.create_timer(self.period, self._tick)
         self._bad_logged: set[str] = set()
@@ -190,6 +194,12 @@ class FollowController(Node):
                 self.destroy_timer(self.timer)
                 self.timer = self.create_timer(self.period, self._tick)
             self.get_logger().info(f"parameter {prm.name} = {value:g} applied")
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        size = (float(msg.width), float(msg.height))
+        if msg.width and msg.height and size != (self.law.p["image_width"], self.law.p["image_height"]):
+            self.law.p["image_width"], self.law.p["image_height"] = size
+            self.get_logger().info(f"image size {msg.width}x{msg.height} from camera/camera_info")
 
     def _on_box(self, msg: PolygonStamped) -> None:
         self.box_time = time.monotonic()

@@ -14,6 +14,9 @@ Threads: cmd_vel, the piloting timer and emergency hover share one callback grou
 and the services that wait on the drone (arm, take-off, land) run in a third, on a multi-threaded
 executor, so a take-off the drone never acknowledges holds up nothing else; take-off and land wait at
 most `flight_ack_timeout` for the acknowledgement, and `~/flying_state` reports the drone's flying state.
+Telemetry, drone limits, camera night settings, gimbal (`~/gimbal_pitch`), `~/return_home` and the
+low-battery failsafe: mlkd_ros/anafi.py. Resizing (image_width x image_height) keeps the stream's aspect
+ratio unless `keep_aspect` is false: the picture is scaled to fit inside that size.
 Parameters that change the piloting mapping, rates and published image apply at run time; the ones
 that pick the drone and the video are read-only.
 Drone addresses: 192.168.42.1 (Anafi WiFi), 192.168.53.1 (SkyController), 10.202.0.1 (Sphinx simulator);
@@ -46,9 +49,18 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
-from std_msgs.msg import String
+from std_msgs.msg import Float32, String
 from std_srvs.srv import SetBool, Trigger
 
+from mlkd_ros.anafi import (
+    CAMERA_PARAMS,
+    SETTING_PARAMS,
+    Failsafe,
+    Telemetry,
+    camera_commands,
+    gimbal_command,
+    setting_commands,
+)
 from mlkd_ros.dds import CONTROL_QOS, IMAGE_QOS
 from mlkd_ros.image_conversion import numpy_to_image
 from mlkd_ros.piloting import PilotingGate, PilotingLimits
@@ -117,6 +129,9 @@ class OlympeBridge(Node):
         backend = declare(self, "video_backend", "auto", "auto | pdraw | opencv", **ro)
         self.width = declare(self, "image_width", 0, "published width (0 = as decoded)", 0, 8192)
         self.height = declare(self, "image_height", 0, "published height (0 = as decoded)", 0, 8192)
+        self.keep_aspect = declare(self, "keep_aspect", True, "resize keeping the stream's aspect ratio (fit inside)")
+        self.settings = {k: declare(self, k, d, desc, lo, hi) for k, (d, desc, lo, hi) in SETTING_PARAMS.items()}
+        self.settings.update({k: declare(self, k, d, desc) for k, (d, desc) in CAMERA_PARAMS.items()})
         self.frame_id = declare(self, "frame_id", "camera", "header.frame_id of the images")
         self.hfov = math.radians(declare(self, "hfov_deg", 69.0, "horizontal field of view", 1.0, 179.0))
         stall = declare(self, "stall_timeout", 2.0, "s without a frame before reconnecting", 0.1, 60.0, **ro)
@@ -158,6 +173,10 @@ class OlympeBridge(Node):
         self.info_pub = self.create_publisher(CameraInfo, "camera/camera_info", IMAGE_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", CONTROL_QOS)
         self.flying_pub = self.create_publisher(String, "~/flying_state", LATCHED)
+        self.telemetry = Telemetry(self, CONTROL_QOS)
+        self.failsafe = Failsafe(self.settings["battery_hover_percent"], self.settings["battery_rth_percent"])
+        self.create_subscription(Float32, "~/gimbal_pitch", self._on_gimbal, CONTROL_QOS, callback_group=slow)
+        self.create_service(Trigger, "~/return_home", self._on_return_home, callback_group=control)
         self.create_subscription(Twist, "cmd_vel", self._on_cmd_vel, CONTROL_QOS, callback_group=control)
         self.create_service(SetBool, "~/arm", self._on_arm, callback_group=slow)
         self.create_service(Trigger, "~/takeoff", lambda rq, rs: self._flight_cmd(rs, "TakeOff"), callback_group=slow)
@@ -198,8 +217,9 @@ class OlympeBridge(Node):
                 continue
             seq = f.seq
             img = f.image
-            if self.width and self.height and (img.shape[1], img.shape[0]) != (self.width, self.height):
-                img = cv2.resize(img, (self.width, self.height), interpolation=cv2.INTER_AREA)
+            size = self._output_size(img.shape[1], img.shape[0])
+            if size != (img.shape[1], img.shape[0]):
+                img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
             msg = numpy_to_image(img, "bgr8")
             msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(f.stamp_ns, 1_000_000_000)
             msg.header.frame_id = self.frame_id
@@ -210,6 +230,14 @@ class OlympeBridge(Node):
             now = time.monotonic()
             if now - self._fps_t >= 1.0:
                 self.fps, self._fps_t, self._fps_n = self._fps_n / (now - self._fps_t), now, 0
+
+    def _output_size(self, w: int, h: int) -> tuple[int, int]:
+        if not (self.width and self.height):
+            return w, h
+        if not self.keep_aspect:
+            return self.width, self.height
+        scale = min(self.width / w, self.height / h)  # fit inside: 1280x720 into 640x480 -> 640x360
+        return max(2, round(w * scale)), max(2, round(h * scale))
 
     def _camera_info(self, header, w: int, h: int) -> CameraInfo:
         # Pinhole from the horizontal FOV, no distortion: the Anafi streams a rectified picture.
@@ -252,6 +280,13 @@ class OlympeBridge(Node):
         self.width = changed.get("image_width", self.width)
         self.height = changed.get("image_height", self.height)
         self.frame_id = changed.get("frame_id", self.frame_id)
+        self.keep_aspect = changed.get("keep_aspect", self.keep_aspect)
+        settings = {k: v for k, v in changed.items() if k in self.settings}
+        self.settings.update(settings)
+        self.failsafe.hover_at = self.settings["battery_hover_percent"]
+        self.failsafe.rth_at = self.settings["battery_rth_percent"]
+        if settings and self.drone is not None:
+            self._apply_settings(self.drone, gimbal="gimbal_pitch_deg" in settings)
         if "hfov_deg" in changed:
             self.hfov = math.radians(changed["hfov_deg"])
         for name, value in changed.items():
@@ -284,6 +319,8 @@ class OlympeBridge(Node):
                     self.drone = drone
                     self.connections += 1
                 self._set_link("connected", f"connection {self.connections}")
+                self.failsafe.done.clear()
+                self._apply_settings(drone, gimbal=True)
                 while not self._stop.is_set() and drone.connected:
                     self._watch_state(drone)
                     self._stop.wait(0.05)
@@ -320,8 +357,57 @@ class OlympeBridge(Node):
             self.link_losses += 1
         self._set_link("disconnected", "link lost: disarmed, reconnecting; a new arm is needed after it")
 
+    def _apply_settings(self, drone, gimbal: bool) -> None:
+        """Drone limits and camera settings from the parameters (sent, not waited for: the link thread goes on)."""
+        groups = {
+            "drone limits": lambda: setting_commands(self.settings),
+            "camera": lambda: camera_commands(self.settings),
+            "gimbal": lambda: [gimbal_command(self.settings["gimbal_pitch_deg"])] if gimbal else [],
+        }
+        n = 0
+        for what, build in groups.items():
+            try:  # a bad camera enum name fails here: say which, keep the link (and this thread) going
+                for cmd in build():
+                    drone(cmd)
+                    n += 1
+            except Exception as exc:
+                self.get_logger().error(f"{what} settings not sent: {type(exc).__name__}: {exc}")
+        if n:
+            self.get_logger().info(f"sent {n} drone settings")
+
+    def _on_gimbal(self, msg: Float32) -> None:
+        drone = self.drone
+        if drone is None or not math.isfinite(msg.data):
+            return
+        drone(gimbal_command(max(-90.0, min(90.0, msg.data))))
+
+    def _on_return_home(self, req, resp):
+        resp.success, resp.message = self._return_home("operator")
+        return resp
+
+    def _return_home(self, why: str) -> tuple[bool, str]:
+        from olympe.messages.ardrone3.Piloting import NavigateHome
+
+        drone = self.drone
+        if drone is None:
+            return False, f"not connected to a drone ({self.drone_state})"
+        self._disarm()  # the drone flies home on its own; our PCMDs would fight it
+        drone(NavigateHome(start=1))
+        self.get_logger().warning(f"return to home ({why}), piloting disarmed")
+        return True, "returning home, piloting disarmed"
+
     def _watch_state(self, drone) -> None:
         from olympe.messages.ardrone3.PilotingState import FlyingStateChanged
+
+        self.telemetry.update(drone)
+        if self.telemetry.battery_percent is not None:
+            for action in self.failsafe.check(self.telemetry.battery_percent):
+                why = f"battery {self.telemetry.battery_percent:.0f} %"
+                if action == "hover":
+                    self._disarm()
+                    self.get_logger().error(f"{why}: low-battery failsafe, hover and disarm")
+                else:
+                    self._return_home(f"low-battery failsafe, {why}")
 
         try:
             state = drone.get_state(FlyingStateChanged)["state"]
@@ -438,6 +524,10 @@ class OlympeBridge(Node):
             "drone_connections": str(self.connections),
             "link_losses": str(self.link_losses),
             "flying_state": self.flying_state,
+            "battery_percent": ""
+            if self.telemetry.battery_percent is None
+            else f"{self.telemetry.battery_percent:.0f}",
+            "failsafe": ",".join(sorted(self.failsafe.done)),
             "armed": str(self.gate.armed).lower(),
             "cmd_vel_age": f"{min(self.gate.age(now), 1e6):.2f}",
             "pcmd_sent": str(self.sent),

@@ -553,10 +553,13 @@ def scenario_video_gap(ns: argparse.Namespace) -> dict:
         stop(procs.get("rtsp"))
 
 
-def fake_drone(log: Path, work: Path, *ignore: str) -> subprocess.Popen:
+def fake_drone(log: Path, work: Path, *extra: str) -> subprocess.Popen:
+    """extra: command names never answered (ardrone3.Piloting.TakeOff), then fake_drone.py options."""
     args = [os.environ["MLKD_OLYMPE_PYTHON"], str(Path(__file__).parent / "fake_drone.py"), str(log)]
+    ignore = [e for e in extra if "." in e and not e.startswith("-") and not e[0].isdigit()]
     if ignore:
         args += ["--ignore", *ignore]
+    args += [e for e in extra if e not in ignore]
     p = subprocess.Popen(
         args, stdout=subprocess.PIPE, stderr=(work / f"{log.stem}.log").open("wb"), text=True, start_new_session=True
     )
@@ -581,7 +584,8 @@ class Pilot(Node):
         self.cmd_pub = self.create_publisher(Twist, "cmd_vel", CONTROL_QOS)
         self.arm = self.create_client(SetBool, "olympe_bridge/arm")
         self.triggers = {
-            n: self.create_client(Trigger, f"olympe_bridge/{n}") for n in ("takeoff", "land", "emergency_hover")
+            n: self.create_client(Trigger, f"olympe_bridge/{n}")
+            for n in ("takeoff", "land", "emergency_hover", "return_home")
         }
 
     def _on_diag(self, msg) -> None:
@@ -698,6 +702,90 @@ def scenario_link(ns: argparse.Namespace) -> dict:
         stop(drone)
 
 
+SETTINGS = {
+    "max_tilt_deg": 15.0,
+    "max_vertical_speed": 1.5,
+    "max_rotation_speed_deg": 60.0,
+    "max_altitude": 50.0,
+    "max_distance": 200.0,
+    "gimbal_pitch_deg": -30.0,
+    "exposure_mode": "automatic_prefer_shutter_speed",
+    "ev_compensation": "ev_1_00",
+    "max_iso": "iso_3200",
+    "battery_hover_percent": 20,
+    "battery_rth_percent": 15,
+}
+
+
+def scenario_telemetry(ns: argparse.Namespace) -> dict:
+    """Fake drone sending state messages; settings, gimbal, return-home and the low-battery failsafe."""
+    from geometry_msgs.msg import QuaternionStamped, Vector3Stamped
+    from sensor_msgs.msg import BatteryState, NavSatFix
+    from std_msgs.msg import Float32, Int16
+
+    from mlkd_ros.dds import CONTROL_QOS
+
+    work = Path(ns.work)
+    env = ros_env(DOMAIN)
+    os.environ.update(env)
+    log = work / "drone.jsonl"
+    drone = fake_drone(log, work, "--battery", "24,2")  # 24 %, 2 %/s once flying: 20 % after 2 s, 15 % after 4.5 s
+    params = {"drone_ip": "127.0.0.1", **SETTINGS}
+    bridge = start(node_cmd("mlkd_ros.olympe_bridge", params, "olympe_bridge"), work / "bridge.log", env)
+    rclpy.init()
+    node = Pilot()
+    got: dict[str, object] = {}
+    topics = {
+        "battery": BatteryState,
+        "gps": NavSatFix,
+        "altitude": Float32,
+        "attitude": QuaternionStamped,
+        "speed": Vector3Stamped,
+        "link_quality": Int16,
+    }
+    for name, typ in topics.items():
+        node.create_subscription(typ, f"olympe_bridge/{name}", lambda m, n=name: got.__setitem__(n, m), CONTROL_QOS)
+    batteries: list[float] = []
+    node.create_subscription(
+        BatteryState, "olympe_bridge/battery", lambda m: batteries.append(m.percentage), CONTROL_QOS
+    )
+    gimbal_pub = node.create_publisher(Float32, "olympe_bridge/gimbal_pitch", CONTROL_QOS)
+    out: dict = {}
+    try:
+        spin_for(node, 90.0, until=lambda: node.diag.get("drone_state") == "connected")
+        spin_for(node, 5.0, until=lambda: len(got) == len(topics))
+        b, g, q, v = got.get("battery"), got.get("gps"), got.get("attitude"), got.get("speed")
+        out["telemetry"] = {
+            "topics": sorted(got),
+            "battery": b and round(b.percentage, 3),
+            "gps": g and [round(g.latitude, 4), round(g.longitude, 4), round(g.altitude, 1), g.status.status],
+            "altitude": got.get("altitude") and round(got["altitude"].data, 2),
+            "attitude": q and [round(x, 4) for x in (q.quaternion.x, q.quaternion.y, q.quaternion.z, q.quaternion.w)],
+            "speed": v and [round(x, 2) for x in (v.vector.x, v.vector.y, v.vector.z)],
+            "link_quality": got.get("link_quality") and got["link_quality"].data,
+        }
+        spin_for(node, 2.0, until=lambda: gimbal_pub.get_subscription_count() > 0)
+        gimbal_pub.publish(Float32(data=-45.0))
+        spin_for(node, 1.0)
+        out["rth"] = node.call(node.triggers["return_home"], None)
+        out["arm"] = node.call(node.arm, True)
+        t_arm = time.time()
+        node.fly(7.0)
+        out["diag_end"] = node.diag
+        out["battery_seen"] = sorted({round(x * 100) for x in batteries})
+        cmds = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        out["commands"] = [
+            [c["name"], c.get("args", {}), c["t"] - t_arm] for c in cmds if c["name"] != "ardrone3.Piloting.PCMD"
+        ]
+        out["pcmd_moving_s"] = [p["t"] - t_arm for p in read_pcmds(log) if p["pitch"]]
+        return out
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+        stop(bridge)
+        stop(drone)
+
+
 def scenario_replay(ns: argparse.Namespace) -> dict:
     """Recorded flight replayed to the tracker node twice: by launch/replay.launch.xml's own bag_player
     (bag_player + tracker + cle_logger), then by `mlkd replay --rate 2` to a tracker + cle_logger."""
@@ -767,6 +855,8 @@ def main() -> int:
     g.add_argument("--source", required=True, help="OTB folder")
     g.add_argument("--rtsp", action="store_true", help="the bridge plays an RTSP stream instead of the MP4")
     g.add_argument("--work", required=True)
+    m = sub.add_parser("telemetry")
+    m.add_argument("--work", required=True)
     k = sub.add_parser("link")
     k.add_argument("--work", required=True)
     ns = ap.parse_args()
@@ -776,6 +866,7 @@ def main() -> int:
         "replay": scenario_replay,
         "link": scenario_link,
         "video_gap": scenario_video_gap,
+        "telemetry": scenario_telemetry,
     }[ns.what](ns)
     print("RESULT " + json.dumps(out), flush=True)
     return 0
