@@ -5,6 +5,9 @@ Sign conventions (body frame, REP-103): +linear.x forward, +linear.z up, +angula
 positive when the target is right of centre, ey = (cy - H/2) / (H/2) positive when it is below
 (image y points down), es = 1 - size / size_at_lock_on positive when the target looks too small.
 So: target left -> +yaw rate; target above -> +vertical speed; target too small -> +forward.
+With `vertical_mode: gimbal` the vertical error moves the camera instead of the drone: no linear.z,
+and `gimbal_pitch` (std_msgs/Float32, degrees, absolute; the launch remaps it to the bridge's
+`~/gimbal_pitch`) tilts down when the target is below centre, within gimbal_min_deg..gimbal_max_deg.
 
 Safety: nothing is published before `follow/enable` (std_srvs/SetBool) is called with true; while
 enabled, a box older than `timeout` or a lost target (empty polygon) commands zero (hover) at
@@ -26,12 +29,13 @@ from dataclasses import dataclass
 
 import rclpy
 from geometry_msgs.msg import PolygonStamped, Twist
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo
-from std_msgs.msg import Bool
+from std_msgs.msg import Bool, Float32
 from std_srvs.srv import SetBool
 
 from mlkd_model.frames import BoxError
@@ -40,6 +44,7 @@ from mlkd_ros.dds import CONTROL_QOS, IMAGE_QOS
 from mlkd_ros.ros_params import declare
 
 AXES = ("yaw", "z", "x")
+VERTICAL_MODES = ("climb", "gimbal")
 
 
 @dataclass
@@ -76,13 +81,16 @@ def _clamp(v: float, limit: float) -> float:
 
 
 class FollowLaw:
-    """Pure control law (no ROS): box -> (forward, vertical, yaw rate) with limits."""
+    """Pure control law (no ROS): box -> (forward, vertical, yaw rate) with limits; optionally the
+    vertical error drives the gimbal pitch (`gimbal`) instead of the vertical speed."""
 
-    def __init__(self, p: dict[str, float]) -> None:
+    def __init__(self, p: dict[str, float], gimbal: bool = False) -> None:
         self.p = p
         self.pid = {a: Pid(p[f"{a}_kp"], p[f"{a}_ki"], p[f"{a}_kd"]) for a in AXES}
         self.ref_size: float | None = None
         self.out = {a: 0.0 for a in AXES}
+        self.gimbal = gimbal
+        self.pitch = min(max(0.0, p.get("gimbal_min_deg", -90.0)), p.get("gimbal_max_deg", 0.0))
 
     def reset(self) -> None:
         for pid in self.pid.values():
@@ -109,6 +117,11 @@ class FollowLaw:
             "z": -self.pid["z"](_deadband(e["z"], self.p["deadband_z"]), dt),  # below -> descend (-)
             "x": self.pid["x"](_deadband(e["x"], self.p["deadband_x"]), dt),  # too small -> forward (+)
         }
+        if self.gimbal:  # target below (ey > 0) -> tilt the camera down (negative pitch)
+            band = _deadband(e["z"], self.p["deadband_z"])
+            lo, hi = self.p["gimbal_min_deg"], self.p["gimbal_max_deg"]
+            self.pitch = min(max(self.pitch - self.p["gimbal_kp"] * band * dt, lo), hi)
+            raw["z"] = 0.0
         limits = {"yaw": "max_yaw_rate", "z": "max_vertical_speed", "x": "max_forward_speed"}
         accels = {"yaw": "max_yaw_accel", "z": "max_linear_accel", "x": "max_linear_accel"}
         for a in AXES:
@@ -149,10 +162,18 @@ class FollowController(Node):
             ("max_forward_speed", 1.0, "forward/backward speed limit, m/s", 0.0, 20.0),
             ("max_yaw_accel", 2.0, "yaw acceleration limit, rad/s^2", 0.0, 100.0),
             ("max_linear_accel", 1.0, "linear acceleration limit, m/s^2", 0.0, 100.0),
+            ("gimbal_kp", 30.0, "vertical_mode gimbal: pitch rate in deg/s per unit vertical error", 0.0, 500.0),
+            ("gimbal_min_deg", -90.0, "vertical_mode gimbal: lowest pitch, degrees", -90.0, 90.0),
+            ("gimbal_max_deg", 0.0, "vertical_mode gimbal: highest pitch, degrees", -90.0, 90.0),
         ]
         p = {name: declare(self, name, default, desc, lo, hi) for name, default, desc, lo, hi in specs}
         p = {k: float(v) for k, v in p.items()}
-        self.law = FollowLaw(p)
+        mode = declare(self, "vertical_mode", "climb", "climb = linear.z keeps the target centred; gimbal = the camera")
+        if mode not in VERTICAL_MODES:
+            self.get_logger().error(f"vertical_mode {mode!r} unknown; using 'climb' ({VERTICAL_MODES})")
+        self.law = FollowLaw(p, gimbal=mode == "gimbal")
+        self.gimbal_pub = self.create_publisher(Float32, "gimbal_pitch", CONTROL_QOS)
+        self._sent_pitch: float | None = None
         self.timeout = p["timeout"]
         self.max_frame_gap = p["max_frame_gap"]
         self.period = 1.0 / p["control_rate"]
@@ -172,11 +193,22 @@ class FollowController(Node):
         self.create_service(SetBool, "follow/enable", self._on_enable)
         self.timer = self.create_timer(self.period, self._tick)
         self._bad_logged: set[str] = set()
+        self.add_on_set_parameters_callback(self._check_params)
         self.add_post_set_parameters_callback(self._on_params_set)
+
+    def _check_params(self, params) -> SetParametersResult:
+        for prm in params:
+            if prm.name == "vertical_mode" and prm.value not in VERTICAL_MODES:
+                return SetParametersResult(successful=False, reason=f"vertical_mode must be one of {VERTICAL_MODES}")
+        return SetParametersResult(successful=True)
 
     def _on_params_set(self, params) -> None:
         """Ranges were checked by rclpy (descriptors); apply at once, the control law reads p every step."""
         for prm in params:
+            if prm.name == "vertical_mode":
+                self.law.gimbal = prm.value == "gimbal"
+                self.get_logger().info(f"parameter vertical_mode = {prm.value} applied")
+                continue
             value = float(prm.value)
             self.law.p[prm.name] = value
             axis, _, term = prm.name.partition("_")
@@ -258,6 +290,9 @@ class FollowController(Node):
             return
         out = self.law.step(self.box, self.period)
         self._send(out["x"], out["z"], out["yaw"])
+        if self.law.gimbal and self.law.pitch != self._sent_pitch:
+            self._sent_pitch = self.law.pitch
+            self.gimbal_pub.publish(Float32(data=float(self.law.pitch)))
 
     def _send(self, forward: float, vertical: float, yaw_rate: float) -> None:
         cmd = Twist()
