@@ -611,6 +611,22 @@ class Pilot(Node):
             self.cmd(speed)
             spin_for(self, 0.05)
 
+    def set_param(self, name: str, value) -> list:
+        from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+        from rcl_interfaces.srv import SetParameters
+
+        if isinstance(value, str):
+            v = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+        else:
+            v = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
+        client = self.create_client(SetParameters, "olympe_bridge/set_parameters")
+        if not client.wait_for_service(timeout_sec=10):
+            raise RuntimeError("olympe_bridge/set_parameters not available")
+        fut = client.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=v)]))
+        rclpy.spin_until_future_complete(self, fut, timeout_sec=10)
+        r = fut.result().results[0]
+        return [r.successful, r.reason]
+
     def call_async(self, client, value: bool | None):
         from std_srvs.srv import SetBool, Trigger
 
@@ -668,6 +684,12 @@ def scenario_link(ns: argparse.Namespace) -> dict:
         t_rearm = time.time()
         node.fly(1.5)
         out["pcmd_after_rearm"] = len([p for p in read_pcmds(logs[1]) if p["t"] > t_rearm and p["pitch"]])
+        # Run-time parameters: a piloting cap applies at once; what picks the drone is read-only.
+        out["set_max_pitch"] = node.set_param("max_pitch", 10)
+        t_cap = time.time()
+        node.fly(1.0)
+        out["pitch_after_cap"] = sorted({p["pitch"] for p in read_pcmds(logs[1]) if p["t"] > t_cap + 0.2})
+        out["set_drone_ip"] = node.set_param("drone_ip", "192.168.42.1")
         # A take-off the drone never acknowledges: meanwhile a stop on cmd_vel, then an emergency hover.
         takeoff = node.call_async(node.triggers["takeoff"], None)
         t_takeoff = time.time()

@@ -44,6 +44,13 @@ def test_reconnect_stays_disarmed_until_a_new_arm(link):
     assert link["rearm"] == [True, "armed"] and link["pcmd_after_rearm"] > 10
 
 
+def test_parameters_apply_at_run_time_or_are_read_only(link):
+    assert link["set_max_pitch"][0] is True
+    assert link["pitch_after_cap"] == [10], "1 m/s is 20 % at speed_full_scale 5: capped to the new max_pitch"
+    ok, reason = link["set_drone_ip"]
+    assert ok is False and "read-only" in reason, reason
+
+
 def test_unacknowledged_takeoff_blocks_nothing(link):
     assert link["takeoff_sent"]
     ok, message, took = link["takeoff"]
