@@ -43,7 +43,6 @@ import cv2
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist
-from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
@@ -118,8 +117,8 @@ def quiet_olympe(level: str) -> None:
 
 
 class OlympeBridge(Node):
-    def __init__(self) -> None:
-        super().__init__("olympe_bridge")
+    def __init__(self, **kwargs) -> None:
+        super().__init__("olympe_bridge", **kwargs)
         ro = {"read_only": True}  # what picks the drone and the video: fixed for the node's life
         self.drone_ip = declare(
             self, "drone_ip", "192.168.42.1", "drone (or SkyController) address; '' = no drone", **ro
@@ -127,7 +126,9 @@ class OlympeBridge(Node):
         url = declare(self, "video_url", "", "RTSP URL or MP4 path to play instead of the drone's stream", **ro)
         self.media_name = declare(self, "media_name", "Front camera", "media to play (Pdraw name)", **ro)
         backend = declare(self, "video_backend", "auto", "auto | pdraw | opencv", **ro)
-        self.width = declare(self, "image_width", 0, "published width (0 = as decoded)", 0, 8192)
+        self.width = declare(
+            self, "image_width", 0, "published width (0 here or in image_height = as decoded)", 0, 8192
+        )
         self.height = declare(self, "image_height", 0, "published height (0 = as decoded)", 0, 8192)
         self.keep_aspect = declare(self, "keep_aspect", True, "resize keeping the stream's aspect ratio (fit inside)")
         self.settings = {k: declare(self, k, d, desc, lo, hi) for k, (d, desc, lo, hi) in SETTING_PARAMS.items()}
@@ -152,7 +153,7 @@ class OlympeBridge(Node):
         olympe_log = declare(self, "olympe_log_level", "ERROR", "Olympe's own log level", **ro)
         try:
             quiet_olympe(olympe_log)
-        except ImportError:
+        except (ImportError, AttributeError):  # no Olympe (or only a folder named olympe on the path)
             pass
 
         self.gate = PilotingGate(limits, self.cmd_timeout)
@@ -185,7 +186,6 @@ class OlympeBridge(Node):
         self._control_group = control
         self.pilot_timer = self.create_timer(1.0 / rate, self._pilot, callback_group=control)
         self.create_timer(1.0, self._publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
-        self.add_on_set_parameters_callback(self._check_params)
         self.add_post_set_parameters_callback(self._on_params_set)
 
         if not url and self.drone_ip:
@@ -250,17 +250,6 @@ class OlympeBridge(Node):
         return info
 
     # ---- parameters
-    def _check_params(self, params) -> SetParametersResult:
-        for p in params:
-            if p.name in ("image_width", "image_height"):
-                w = p.value if p.name == "image_width" else self.width
-                h = p.value if p.name == "image_height" else self.height
-                if bool(w) != bool(h):
-                    return SetParametersResult(
-                        successful=False, reason="image_width and image_height: both 0 or both set"
-                    )
-        return SetParametersResult(successful=True)
-
     def _on_params_set(self, params) -> None:
         """Applied at once (ranges were checked by rclpy; read-only ones never get here)."""
         changed = {p.name: p.value for p in params}
