@@ -324,6 +324,9 @@ class TrackerNode(Node):
         with self._cv:
             if not self._recent:
                 return None  # no frame yet
+            age = time.monotonic() - self._last_frame_t
+            if age > self.track.rule.max_frame_gap:  # the buffer is all from before the video stopped
+                raise InitError(f"no frame for {age:.1f} s: the buffered frames are stale")
             if want == 0:
                 return self._recent[-1][1], self._recent[-1][2]
             oldest, newest, n = self._recent[0][0], self._recent[-1][0], len(self._recent)

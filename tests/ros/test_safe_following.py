@@ -91,7 +91,14 @@ def test_stale_video_stops_following_until_reinit_and_reenable(launcher, probe, 
     camera.wait_connected()
     assert probe.wait_matched(init_pub, 20)
     assert probe.call(SetBool, "follow/enable", SetBool.Request(data=True)).success
-    camera.stream(30, on_frame=lambda i, m: i == 0 and init_pub.publish(init_msg(m.header, gt[0])))
+    last = {}
+
+    def on_frame(i, m):
+        last["header"] = m.header
+        if i == 0:
+            init_pub.publish(init_msg(m.header, gt[0]))
+
+    camera.stream(30, on_frame=on_frame)
     assert moving(cmds[-1][1]), "following: the pedestrian is right of centre, the drone yaws"
 
     # The video stops (bridge killed, WiFi gone).
@@ -104,6 +111,9 @@ def test_stale_video_stops_following_until_reinit_and_reenable(launcher, probe, 
     lost = next(s for t, s in tracker_status(diags) if t > last_frame and values(s)["state"] == "lost")
     assert lost.level == DiagnosticStatus.WARN and "waiting for a new init" in lost.message, lost.message
     assert enabled[-1][1].data is False, "following disabled itself after max_frame_gap without a target"
+    # An init on the last frame seen, while the video is still gone: refused, those frames are stale.
+    init_pub.publish(init_msg(last["header"], gt[29]))
+    assert probe.spin_until(lambda: errors_with(diags, "the buffered frames are stale"), 3), launcher.log("tracker")
 
     # Video back, further on in the scene: no box, no motion, whatever is in the picture now.
     resumed = time.monotonic()
