@@ -322,11 +322,11 @@ class TrackerNode(Node):
         """The buffered frame the init's stamp names (stamp 0: the newest); None while it may still come."""
         want = _stamp_ns(init.header)
         with self._cv:
+            age = time.monotonic() - self._last_frame_t  # NaN before the first frame: not stale, just early
+            if age > self.track.rule.max_frame_gap:  # whatever is buffered is from before the video stopped
+                raise InitError(f"no frame for {age:.1f} s: the buffered frames are stale")
             if not self._recent:
                 return None  # no frame yet
-            age = time.monotonic() - self._last_frame_t
-            if age > self.track.rule.max_frame_gap:  # the buffer is all from before the video stopped
-                raise InitError(f"no frame for {age:.1f} s: the buffered frames are stale")
             if want == 0:
                 return self._recent[-1][1], self._recent[-1][2]
             oldest, newest, n = self._recent[0][0], self._recent[-1][0], len(self._recent)
