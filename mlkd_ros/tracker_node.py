@@ -241,13 +241,23 @@ class TrackerNode(Node):
         if any(name in MODEL_PARAMS for name in new):
             values = {n: new.get(n, self.get_parameter(n).value) for n in MODEL_PARAMS}
             args = _model_args(values["model_dir"], values["providers"], values["enhance"])
+            alive = time.monotonic() - self._last_frame_t <= rule.stale_after
             try:
                 self._candidate = build_tracker(*args)
             except Exception as exc:
+                self._not_a_gap(alive)
                 reason = f"cannot load model from {args[0] or '<embedded>'}: {type(exc).__name__}: {exc}"
                 self.get_logger().error(f"parameter change refused, keeping the current model: {reason}")
                 return SetParametersResult(successful=False, reason=reason)
+            self._not_a_gap(alive)
         return SetParametersResult(successful=True)
+
+    def _not_a_gap(self, alive: bool) -> None:
+        """The model load above held this executor (frames could not arrive): when the video was alive
+        before it, that pause is ours, not the video's, and must not end the track as a video gap would."""
+        if alive:
+            with self._cv:
+                self._last_frame_t = time.monotonic()
 
     def _on_params_set(self, params) -> None:
         names = {p.name for p in params}
