@@ -12,8 +12,8 @@ and `gimbal_pitch` (std_msgs/Float32, degrees, absolute; the launch remaps it to
 Safety: nothing is published before `follow/enable` (std_srvs/SetBool) is called with true; while
 enabled, a box older than `timeout` or a lost target (empty polygon) commands zero (hover) at
 once, without the acceleration limit (stopping is always allowed), and disabling sends one zero.
-No target for longer than `max_frame_gap` (video gap, lost track, tracker gone) disables following
-itself: whatever the tracker locks onto afterwards, the drone stays at zero until the operator calls
+Once it has had a target since enabling, no target for longer than `max_frame_gap` (video gap, lost
+track, tracker gone) disables following itself: whatever the tracker locks onto afterwards, the drone stays at zero until the operator calls
 `follow/enable` again. `follow/enabled` (std_msgs/Bool, latched) says which it is.
 Every parameter takes effect when set at run time (gains, limits, rates, image size). The image size
 follows camera/camera_info when one is published (the bridge keeps the stream's aspect ratio, so the
@@ -180,7 +180,7 @@ class FollowController(Node):
         self.enabled = False
         self.box: tuple[float, float, float, float] | None = None
         self.box_time = 0.0
-        self.target_time = 0.0  # monotonic time of the newest valid box (or of enabling)
+        self.target_time: float | None = None  # monotonic time of the newest valid box since enabling
         self.holding = True  # last command sent was zero
         self.pub = self.create_publisher(Twist, "cmd_vel", CONTROL_QOS)
         latched = QoSProfile(
@@ -265,7 +265,7 @@ class FollowController(Node):
         self.law.reset()
         if on:
             self.box = None  # only boxes that arrive from now on count: the operator enables on what they see
-            self.target_time = time.monotonic()
+            self.target_time = None  # no target yet: nothing to lose (and nothing moves without a box)
         else:
             self._send(0.0, 0.0, 0.0)
         self.enabled_pub.publish(Bool(data=on))
@@ -274,7 +274,7 @@ class FollowController(Node):
         if not self.enabled:
             return
         now = time.monotonic()
-        if now - self.target_time > self.max_frame_gap:
+        if self.target_time is not None and now - self.target_time > self.max_frame_gap:
             self.get_logger().warning(
                 f"no target for {now - self.target_time:.1f} s (> max_frame_gap {self.max_frame_gap:g} s): "
                 "following disabled until follow/enable is called again"
