@@ -13,8 +13,9 @@ Safety: nothing is published before `follow/enable` (std_srvs/SetBool) is called
 enabled, a box older than `timeout` or a lost target (empty polygon) commands zero (hover) at
 once, without the acceleration limit (stopping is always allowed), and disabling sends one zero.
 Once it has had a target since enabling, no target for longer than `max_frame_gap` (video gap, lost
-track, tracker gone) disables following itself: whatever the tracker locks onto afterwards, the drone stays at zero until the operator calls
-`follow/enable` again. `follow/enabled` (std_msgs/Bool, latched) says which it is.
+track, tracker gone) disables following itself: whatever the tracker locks onto afterwards, the
+drone stays at zero until the operator calls `follow/enable` again. `follow/enabled`
+(std_msgs/Bool, latched) says which it is.
 Every parameter takes effect when set at run time (gains, limits, rates, image size). The image size
 follows camera/camera_info when one is published (the bridge keeps the stream's aspect ratio, so the
 size it publishes need not be image_width x image_height).
