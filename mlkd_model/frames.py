@@ -42,6 +42,13 @@ def to_bgr(frame: np.ndarray, color: str) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
+# Largest box side, as a multiple of the frame's side. The tracking loop clips every box it produces to
+# the frame (SiameseTracker.track), so a track never holds a larger box: a bigger init cannot be tracked
+# as drawn and only inflates the context crop (padded at full resolution: a 5000 px box on a 360x240 frame
+# took 1 GB). 1.0 still admits a whole-frame box and one drawn partly past an edge.
+MAX_BOX_SCALE = 1.0
+
+
 def check_box(box: Sequence[float], width: int, height: int) -> tuple[float, float, float, float]:
     """Validate an x,y,w,h box (top-left corner, pixels) against a width x height frame."""
     if len(box) != 4:
@@ -51,6 +58,8 @@ def check_box(box: Sequence[float], width: int, height: int) -> tuple[float, flo
         raise BoxError(f"box has a NaN or infinite value: {[x, y, w, h]}")
     if w <= 0 or h <= 0:
         raise BoxError(f"box must have positive width and height, got w={w:g} h={h:g}")
+    if w > width * MAX_BOX_SCALE or h > height * MAX_BOX_SCALE:
+        raise BoxError(f"box {w:g}x{h:g} is larger than the {width}x{height} frame")
     if x >= width or y >= height or x + w <= 0 or y + h <= 0:
         raise BoxError(f"box {[x, y, w, h]} lies outside the {width}x{height} frame")
     return x, y, w, h

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlkd_model.manifest import ModelDir, read_model_dir
+from mlkd_model.manifest import ModelDir, ModelDirError, read_model_dir
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,37 @@ class OnnxBackend:
         log.info("ONNX Runtime %s: providers %s", "teacher" if teacher else "tracker", self.providers)
         self._kernel_names = [o.name for o in self.template_session.get_outputs()]
         self._feed: dict[str, np.ndarray] = {}
+        self._check_graphs()
+
+    def _check_graphs(self) -> None:
+        """Inputs, outputs and output sizes against the manifest, with one dry run on blank crops."""
+        p, path = self.params, self.model.path
+        t_in = [i.name for i in self.template_session.get_inputs()]
+        s_in = {i.name for i in self.search_session.get_inputs()}
+        s_out = {o.name for o in self.search_session.get_outputs()}
+        expected_in = {"search", *self._kernel_names}
+        if t_in != ["template"] or s_in != expected_in or not {"cls", "loc"} <= s_out:
+            raise ModelDirError(
+                f"model directory {path}: ONNX graphs do not fit together: template inputs {t_in} (want "
+                f"['template']), search inputs {sorted(s_in)} (want {sorted(expected_in)}), search outputs "
+                f"{sorted(s_out)} (want cls, loc)"
+            )
+        try:
+            z = np.zeros((1, 3, p.exemplar_size, p.exemplar_size), np.float32)
+            x = np.zeros((1, 3, p.instance_size, p.instance_size), np.float32)
+            kernels = dict(zip(self._kernel_names, self.template_session.run(None, {"template": z}), strict=True))
+            cls, loc = self.search_session.run(["cls", "loc"], {**kernels, "search": x})
+        except Exception as exc:
+            raise ModelDirError(
+                f"model directory {path}: the networks do not run at the manifest's sizes "
+                f"(exemplar {p.exemplar_size}, instance {p.instance_size}): {exc}"
+            ) from exc
+        cells = max(p.anchor_num, 1) * p.score_size**2
+        if cls.size != 2 * cells or loc.size != 4 * cells:
+            raise ModelDirError(
+                f"model directory {path}: outputs cls {list(cls.shape)} / loc {list(loc.shape)} do not match the "
+                f"manifest (score_size {p.score_size}, {max(p.anchor_num, 1)} prior(s) per cell)"
+            )
 
     def set_template(self, z_crop: np.ndarray) -> None:
         kernels = self.template_session.run(None, {"template": z_crop})

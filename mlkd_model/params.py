@@ -33,6 +33,25 @@ class TrackerParams:
             raise ValueError(f"unknown tracker family {self.family!r}; expected one of {FAMILIES}")
         if self.input_order not in ("bgr", "rgb"):
             raise ValueError(f"input_order must be 'bgr' or 'rgb', got {self.input_order!r}")
+        # Checked here, at load, so a bad manifest is refused at once rather than failing on the first frame.
+        for name in ("exemplar_size", "instance_size", "score_size", "stride"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 < v <= 4096:
+                raise ValueError(f"{name} must be an integer in 1..4096, got {v!r}")
+        if self.instance_size < self.exemplar_size:
+            raise ValueError(f"instance_size {self.instance_size} is smaller than exemplar_size {self.exemplar_size}")
+        for name, lo, hi in (("context_amount", 0.0, 10.0), ("penalty_k", 0.0, 10.0)):
+            v = getattr(self, name)
+            if not lo < v <= hi:
+                raise ValueError(f"{name} must be in ({lo:g}, {hi:g}], got {v!r}")
+        for name in ("window_influence", "lr"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {v!r}")
+        if self.family == "siamrpn_alex" and not (self.anchor_ratios and self.anchor_scales):
+            raise ValueError("an anchor-based family needs anchor_ratios and anchor_scales")
+        if any(not v > 0 for v in (*self.anchor_ratios, *self.anchor_scales)):
+            raise ValueError(f"anchor ratios and scales must be positive: {self.anchor_ratios}, {self.anchor_scales}")
 
     @property
     def anchor_num(self) -> int:

@@ -130,6 +130,13 @@ def padded_size(w: np.ndarray | float, h: np.ndarray | float) -> np.ndarray:
     return np.sqrt((w + pad) * (h + pad))
 
 
+def context_size(size: np.ndarray, context_amount: float) -> float:
+    """Side of the template's context square around a w,h target."""
+    w = size[0] + context_amount * size.sum()
+    h = size[1] + context_amount * size.sum()
+    return float(np.sqrt(w * h))
+
+
 class SiameseTracker:
     """init(frame, box) once, then track(frame) -> ((x, y, w, h), score) per frame."""
 
@@ -150,10 +157,7 @@ class SiameseTracker:
         self.initialized = False
 
     def _context_size(self) -> float:
-        p = self.params
-        w = self.size[0] + p.context_amount * self.size.sum()
-        h = self.size[1] + p.context_amount * self.size.sum()
-        return float(np.sqrt(w * h))
+        return context_size(self.size, self.params.context_amount)
 
     def penalty(self, boxes: np.ndarray, scale_z: float) -> np.ndarray:
         """Scale and aspect-ratio change penalty of each candidate against the current target size."""
@@ -169,14 +173,17 @@ class SiameseTracker:
 
     def init(self, frame: np.ndarray, box: Sequence[float], color: str = "bgr") -> None:
         """Start tracking the x,y,w,h box (top-left corner, pixels) in `frame`."""
+        # Transactional: everything is computed into locals and committed at the end, so an init that
+        # fails (bad box, backend error) leaves the current track exactly as it was.
         image = to_bgr(frame, color)
         x, y, w, h = check_box(box, image.shape[1], image.shape[0])
-        self.center = np.array([x + (w - 1) / 2, y + (h - 1) / 2])
-        self.size = np.array([w, h])
-        self.channel_average = image.mean(axis=(0, 1))
-        s_z = round(self._context_size())
-        z = get_subwindow(image, self.center, self.params.exemplar_size, s_z, self.channel_average)
-        self.backend.set_template(to_blob(z, self.params.input_order))
+        center = np.array([x + (w - 1) / 2, y + (h - 1) / 2])
+        size = np.array([w, h])
+        channel_average = image.mean(axis=(0, 1))
+        s_z = round(context_size(size, self.params.context_amount))
+        z = get_subwindow(image, center, self.params.exemplar_size, s_z, channel_average)
+        self.backend.set_template(to_blob(z, self.params.input_order))  # the backend's own commit point
+        self.center, self.size, self.channel_average = center, size, channel_average
         self.initialized = True
 
     def track(self, frame: np.ndarray, color: str = "bgr") -> tuple[tuple[float, float, float, float], float]:

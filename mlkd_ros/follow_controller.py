@@ -5,10 +5,20 @@ Sign conventions (body frame, REP-103): +linear.x forward, +linear.z up, +angula
 positive when the target is right of centre, ey = (cy - H/2) / (H/2) positive when it is below
 (image y points down), es = 1 - size / size_at_lock_on positive when the target looks too small.
 So: target left -> +yaw rate; target above -> +vertical speed; target too small -> +forward.
+With `vertical_mode: gimbal` the vertical error moves the camera instead of the drone: no linear.z,
+and `gimbal_pitch` (std_msgs/Float32, degrees, absolute; the launch remaps it to the bridge's
+`~/gimbal_pitch`) tilts down when the target is below centre, within gimbal_min_deg..gimbal_max_deg.
 
 Safety: nothing is published before `follow/enable` (std_srvs/SetBool) is called with true; while
 enabled, a box older than `timeout` or a lost target (empty polygon) commands zero (hover) at
 once, without the acceleration limit (stopping is always allowed), and disabling sends one zero.
+Once it has had a target since enabling, no target for longer than `max_frame_gap` (video gap, lost
+track, tracker gone) disables following itself: whatever the tracker locks onto afterwards, the
+drone stays at zero until the operator calls `follow/enable` again. `follow/enabled`
+(std_msgs/Bool, latched) says which it is.
+Every parameter takes effect when set at run time (gains, limits, rates, image size). The image size
+follows camera/camera_info when one is published (the bridge keeps the stream's aspect ratio, so the
+size it publishes need not be image_width x image_height).
 """
 
 from __future__ import annotations
@@ -22,19 +32,24 @@ from dataclasses import dataclass
 
 import rclpy
 from geometry_msgs.msg import PolygonStamped, Twist
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
+from sensor_msgs.msg import CameraInfo
+from std_msgs.msg import Bool, Float32
 from std_srvs.srv import SetBool
 
 from mlkd_model.frames import BoxError
 from mlkd_ros.boxes import polygon_to_box
-from mlkd_ros.dds import CONTROL_QOS
+from mlkd_ros.dds import CONTROL_QOS, IMAGE_QOS
 from mlkd_ros.dds_guard import piloting_refusal
 from mlkd_ros.node_help import print_help, wants_help
 from mlkd_ros.ros_params import declare
 
 AXES = ("yaw", "z", "x")
+VERTICAL_MODES = ("climb", "gimbal")
 
 
 @dataclass
@@ -71,13 +86,16 @@ def _clamp(v: float, limit: float) -> float:
 
 
 class FollowLaw:
-    """Pure control law (no ROS): box -> (forward, vertical, yaw rate) with limits."""
+    """Pure control law (no ROS): box -> (forward, vertical, yaw rate) with limits; optionally the
+    vertical error drives the gimbal pitch (`gimbal`) instead of the vertical speed."""
 
-    def __init__(self, p: dict[str, float]) -> None:
+    def __init__(self, p: dict[str, float], gimbal: bool = False) -> None:
         self.p = p
         self.pid = {a: Pid(p[f"{a}_kp"], p[f"{a}_ki"], p[f"{a}_kd"]) for a in AXES}
         self.ref_size: float | None = None
         self.out = {a: 0.0 for a in AXES}
+        self.gimbal = gimbal
+        self.pitch = min(max(0.0, p.get("gimbal_min_deg", -90.0)), p.get("gimbal_max_deg", 0.0))
 
     def reset(self) -> None:
         for pid in self.pid.values():
@@ -104,6 +122,11 @@ class FollowLaw:
             "z": -self.pid["z"](_deadband(e["z"], self.p["deadband_z"]), dt),  # below -> descend (-)
             "x": self.pid["x"](_deadband(e["x"], self.p["deadband_x"]), dt),  # too small -> forward (+)
         }
+        if self.gimbal:  # target below (ey > 0) -> tilt the camera down (negative pitch)
+            band = _deadband(e["z"], self.p["deadband_z"])
+            lo, hi = self.p["gimbal_min_deg"], self.p["gimbal_max_deg"]
+            self.pitch = min(max(self.pitch - self.p["gimbal_kp"] * band * dt, lo), hi)
+            raw["z"] = 0.0
         limits = {"yaw": "max_yaw_rate", "z": "max_vertical_speed", "x": "max_forward_speed"}
         accels = {"yaw": "max_yaw_accel", "z": "max_linear_accel", "x": "max_linear_accel"}
         for a in AXES:
@@ -125,6 +148,7 @@ class FollowController(Node):
             ("image_height", 480, "height of the tracked images, pixels", 1, 100000),
             ("control_rate", 20.0, "cmd_vel rate while enabled, Hz", 1.0, 200.0),
             ("timeout", 0.5, "seconds without a box before commanding zero", 0.05, 10.0),
+            ("max_frame_gap", 1.0, "seconds without a target after which following needs a new enable", 0.1, 60.0),
             ("target_size", 0.0, "box size sqrt(w*h) to hold, pixels; 0 = the size at lock-on", 0.0, 100000.0),
         ]
         gains = {"yaw": (1.0, 0.0, 0.05), "z": (0.8, 0.0, 0.0), "x": (1.5, 0.0, 0.0)}
@@ -143,26 +167,84 @@ class FollowController(Node):
             ("max_forward_speed", 1.0, "forward/backward speed limit, m/s", 0.0, 20.0),
             ("max_yaw_accel", 2.0, "yaw acceleration limit, rad/s^2", 0.0, 100.0),
             ("max_linear_accel", 1.0, "linear acceleration limit, m/s^2", 0.0, 100.0),
+            ("gimbal_kp", 30.0, "vertical_mode gimbal: pitch rate in deg/s per unit vertical error", 0.0, 500.0),
+            ("gimbal_min_deg", -90.0, "vertical_mode gimbal: lowest pitch, degrees", -90.0, 90.0),
+            ("gimbal_max_deg", 0.0, "vertical_mode gimbal: highest pitch, degrees", -90.0, 90.0),
         ]
         p = {name: declare(self, name, default, desc, lo, hi) for name, default, desc, lo, hi in specs}
         p = {k: float(v) for k, v in p.items()}
-        self.law = FollowLaw(p)
+        mode = declare(self, "vertical_mode", "climb", "climb = linear.z keeps the target centred; gimbal = the camera")
+        if mode not in VERTICAL_MODES:
+            self.get_logger().error(f"vertical_mode {mode!r} unknown; using 'climb' ({VERTICAL_MODES})")
+        self.law = FollowLaw(p, gimbal=mode == "gimbal")
+        self.gimbal_pub = self.create_publisher(Float32, "gimbal_pitch", CONTROL_QOS)
+        self._sent_pitch: float | None = None
         self.timeout = p["timeout"]
+        self.max_frame_gap = p["max_frame_gap"]
         self.period = 1.0 / p["control_rate"]
         self.enabled = False
         self.box: tuple[float, float, float, float] | None = None
         self.box_time = 0.0
+        self.target_time: float | None = None  # monotonic time of the newest valid box since enabling
         self.holding = True  # last command sent was zero
         self.pub = self.create_publisher(Twist, "cmd_vel", CONTROL_QOS)
+        latched = QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+        )
+        self.enabled_pub = self.create_publisher(Bool, "follow/enabled", latched)
+        self.enabled_pub.publish(Bool(data=False))
         self.create_subscription(PolygonStamped, "tracker/box", self._on_box, CONTROL_QOS)
+        self.create_subscription(CameraInfo, "camera/camera_info", self._on_camera_info, IMAGE_QOS)
         self.create_service(SetBool, "follow/enable", self._on_enable)
-        self.create_timer(self.period, self._tick)
+        self.timer = self.create_timer(self.period, self._tick)
         self._bad_logged: set[str] = set()
+        self.add_on_set_parameters_callback(self._check_params)
+        self.add_post_set_parameters_callback(self._on_params_set)
+
+    def _check_params(self, params) -> SetParametersResult:
+        for prm in params:
+            if prm.name == "vertical_mode" and prm.value not in VERTICAL_MODES:
+                return SetParametersResult(successful=False, reason=f"vertical_mode must be one of {VERTICAL_MODES}")
+        return SetParametersResult(successful=True)
+
+    def _on_params_set(self, params) -> None:
+        """Ranges were checked by rclpy (descriptors); apply at once, the control law reads p every step."""
+        for prm in params:
+            if prm.name == "vertical_mode":
+                self.law.gimbal = prm.value == "gimbal"
+                self.get_logger().info(f"parameter vertical_mode = {prm.value} applied")
+                continue
+            value = float(prm.value)
+            self.law.p[prm.name] = value
+            axis, _, term = prm.name.partition("_")
+            if axis in self.law.pid and term in ("kp", "ki", "kd"):
+                setattr(self.law.pid[axis], term, value)
+            elif prm.name == "timeout":
+                self.timeout = value
+            elif prm.name == "max_frame_gap":
+                self.max_frame_gap = value
+            elif prm.name == "target_size":
+                self.law.ref_size = None  # re-lock on the new size
+            elif prm.name == "control_rate":
+                self.period = 1.0 / value
+                self.timer.cancel()
+                self.destroy_timer(self.timer)
+                self.timer = self.create_timer(self.period, self._tick)
+            self.get_logger().info(f"parameter {prm.name} = {value:g} applied")
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        size = (float(msg.width), float(msg.height))
+        if msg.width and msg.height and size != (self.law.p["image_width"], self.law.p["image_height"]):
+            self.law.p["image_width"], self.law.p["image_height"] = size
+            self.get_logger().info(f"image size {msg.width}x{msg.height} from camera/camera_info")
 
     def _on_box(self, msg: PolygonStamped) -> None:
         self.box_time = time.monotonic()
         if not msg.polygon.points:
-            self.box = None  # lost
+            self.box = None  # lost or stale: zero now, not at the next control tick
+            if self.enabled and not self.holding:
+                self.law.stop()
+                self._send(0.0, 0.0, 0.0)
             return
         try:
             box = polygon_to_box(msg.polygon)
@@ -175,20 +257,36 @@ class FollowController(Node):
             self.box = None
             return
         self.box = box
+        self.target_time = self.box_time
 
     def _on_enable(self, req: SetBool.Request, resp: SetBool.Response) -> SetBool.Response:
-        self.enabled = bool(req.data)
-        self.law.reset()
-        if not self.enabled:
-            self._send(0.0, 0.0, 0.0)
+        self._set_enabled(bool(req.data))
         resp.success, resp.message = True, "following enabled" if self.enabled else "following disabled (hover)"
         self.get_logger().info(resp.message)
         return resp
 
+    def _set_enabled(self, on: bool) -> None:
+        self.enabled = on
+        self.law.reset()
+        if on:
+            self.box = None  # only boxes that arrive from now on count: the operator enables on what they see
+            self.target_time = None  # no target yet: nothing to lose (and nothing moves without a box)
+        else:
+            self._send(0.0, 0.0, 0.0)
+        self.enabled_pub.publish(Bool(data=on))
+
     def _tick(self) -> None:
         if not self.enabled:
             return
-        fresh = self.box is not None and time.monotonic() - self.box_time <= self.timeout
+        now = time.monotonic()
+        if self.target_time is not None and now - self.target_time > self.max_frame_gap:
+            self.get_logger().warning(
+                f"no target for {now - self.target_time:.1f} s (> max_frame_gap {self.max_frame_gap:g} s): "
+                "following disabled until follow/enable is called again"
+            )
+            self._set_enabled(False)
+            return
+        fresh = self.box is not None and now - self.box_time <= self.timeout
         if not fresh:
             if not self.holding:
                 self.get_logger().warn("no target (lost or boxes stopped): hover")
@@ -197,6 +295,9 @@ class FollowController(Node):
             return
         out = self.law.step(self.box, self.period)
         self._send(out["x"], out["z"], out["yaw"])
+        if self.law.gimbal and self.law.pitch != self._sent_pitch:
+            self._sent_pitch = self.law.pitch
+            self.gimbal_pub.publish(Float32(data=float(self.law.pitch)))
 
     def _send(self, forward: float, vertical: float, yaw_rate: float) -> None:
         cmd = Twist()

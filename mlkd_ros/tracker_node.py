@@ -4,6 +4,12 @@ The subscription callback only stores the newest frame; a worker thread tracks o
 model therefore never builds a backlog: frames that arrive while it is busy replace each other
 and are counted as dropped. Inference is ONNX Runtime (mlkd_model.load, backend "onnx"): this
 module must never import torch.
+
+This node is the ROS I/O around two pure modules: `track_state` (lost / stale video / re-init rules)
+and `live_cle` (which reference a CLE is measured against). Its own mailbox is a condition variable,
+not `video.LatestFrame`, because the worker wakes on a frame, an init or a model change alike.
+Inits are transactional: a box that is absurd for the frame, an init whose stamp names no buffered
+frame, or a failure inside the tracker's init leaves the current track exactly as it was.
 """
 
 from __future__ import annotations
@@ -24,22 +30,39 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 
 from mlkd_model.frames import BoxError, FrameError, check_box
-from mlkd_ros.boxes import Box, box_to_polygon, center, load_ground_truth, polygon_to_box
+from mlkd_ros.boxes import Box, box_to_polygon, load_ground_truth, polygon_to_box
 from mlkd_ros.dds import CONTROL_QOS, IMAGE_QOS
 from mlkd_ros.image_conversion import ImageConversionError, image_to_numpy
+from mlkd_ros.live_cle import CleMatcher
 from mlkd_ros.node_help import print_help, wants_help
 from mlkd_ros.ros_params import declare
+from mlkd_ros.track_state import POLICIES, LossRule, TrackState
 
-POLICIES = ("keep", "stop", "recover")
 MODEL_PARAMS = ("model_dir", "providers", "enhance")
+RULE_PARAMS = ("lost_score", "lost_frames", "stale_after", "max_frame_gap")
+FUTURE_TOLERANCE_S = 0.25  # an init stamped later than now + this is refused (it names no frame yet)
+# An init may name a frame this node never received: camera/image is best effort, depth 1, so a frame is
+# skipped whenever a newer one arrives first. The nearest buffered frame within this distance stands in
+# for it (3 frames at 30 fps: the target moves a few pixels); anything farther is refused.
+MATCH_TOLERANCE_NS = 100_000_000
 
 
 def _stamp_ns(header) -> int:
     return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
-def _valid(box: Box) -> bool:
-    return all(math.isfinite(v) for v in box) and box[2] > 0 and box[3] > 0
+class InitError(ValueError):
+    """An init that cannot be applied; the current track stays as it was."""
+
+
+def _model_args(model_dir: str, providers, enhance) -> tuple[str | None, tuple[str, ...], bool]:
+    return (None if model_dir in ("", "embedded") else model_dir), tuple(providers), bool(enhance)
+
+
+def build_tracker(model_dir: str | None, providers: tuple[str, ...], enhance: bool):
+    from mlkd_model.load import load_tracker  # onnx backend: imports onnxruntime, never torch
+
+    return load_tracker(model_dir, backend="onnx", enhance=enhance, providers=providers)
 
 
 class TrackerNode(Node):
@@ -53,24 +76,40 @@ class TrackerNode(Node):
             self, "providers", ["cpu"], "ONNX Runtime providers in preference order: tensorrt, cuda, cpu"
         )
         p["enhance"] = declare(self, "enhance", False, "run the DarkLighter enhancer on every crop (teacher path)")
-        self.lost_score = declare(self, "lost_score", 0.2, "score below which a frame counts as low-score", 0.0, 1.0)
-        self.lost_frames = declare(self, "lost_frames", 10, "consecutive low-score frames before 'lost'", 1, 10000)
-        self.policy = declare(
-            self,
-            "redetect_policy",
-            "recover",
-            "after lost_frames low-score frames: keep = keep publishing boxes; stop = publish lost and stop "
-            "tracking until re-init; recover = publish lost but keep searching, resume when the score recovers",
+        rule = LossRule(
+            lost_score=declare(self, "lost_score", 0.2, "score below which a frame counts as low-score", 0.0, 1.0),
+            lost_frames=declare(self, "lost_frames", 10, "consecutive low-score frames before 'lost'", 1, 10000),
+            policy=declare(
+                self,
+                "redetect_policy",
+                "recover",
+                "after lost_frames low-score frames: keep = keep publishing boxes; stop = publish lost and stop "
+                "tracking until re-init; recover = publish lost but keep searching, resume when the score recovers",
+            ),
+            stale_after=declare(self, "stale_after", 0.5, "s without a frame: state stale (WARN), no box", 0.01, 60.0),
+            max_frame_gap=declare(
+                self, "max_frame_gap", 1.0, "s without a frame: the track is dropped until a new init", 0.01, 600.0
+            ),
         )
         self.init_buffer = declare(
-            self, "init_buffer", 30, "recent frames kept to init on the frame an init names", 1, 600
+            self, "init_buffer", 30, "recent frames kept to init on the frame an init names", 1, 600, read_only=True
         )
-        gt_file = declare(self, "ground_truth_file", "", "x,y,w,h per line, line i = i-th image received (replay)")
-        gt_topic = declare(self, "ground_truth_topic", "", "PolygonStamped ground truth matched by stamp (replay)")
-        self.diag_period = declare(self, "diagnostics_period", 1.0, "seconds between /diagnostics messages", 0.05, 60.0)
-        if self.policy not in POLICIES:
-            self.get_logger().error(f"redetect_policy {self.policy!r} unknown; using 'recover' ({POLICIES})")
-            self.policy = "recover"
+        gt_file = declare(
+            self, "ground_truth_file", "", "x,y,w,h per line, line i = i-th image received (replay)", read_only=True
+        )
+        gt_topic = declare(
+            self, "ground_truth_topic", "", "PolygonStamped ground truth matched by stamp (replay)", read_only=True
+        )
+        self.diag_period = declare(
+            self, "diagnostics_period", 1.0, "seconds between /diagnostics messages", 0.05, 60.0, read_only=True
+        )
+        if rule.policy not in POLICIES:
+            self.get_logger().error(f"redetect_policy {rule.policy!r} unknown; using 'recover' ({POLICIES})")
+            rule.policy = "recover"
+        if rule.stale_after >= rule.max_frame_gap:
+            self.get_logger().error("stale_after must be below max_frame_gap; using half of max_frame_gap")
+            rule.stale_after = rule.max_frame_gap / 2
+        self.track = TrackState(rule)
 
         self.box_pub = self.create_publisher(PolygonStamped, "tracker/box", CONTROL_QOS)
         self.cle_pub = self.create_publisher(PointStamped, "tracker/cle", CONTROL_QOS)
@@ -80,27 +119,20 @@ class TrackerNode(Node):
         self._latest: tuple[Image, float, int] | None = None  # msg, receive time, receive index
         self._recent: deque[tuple[int, Image, int]] = deque(maxlen=self.init_buffer)  # stamp, msg, index
         self._pending_init: PolygonStamped | None = None
+        self._pending_since = 0.0  # when the pending init started waiting for its frame
         self._init_new = False  # wake the worker once per init, not on every wait for the init's frame
-        self._reload = False
         self._generation = 0  # bumped by init / reset so a result computed before them is discarded
         self._running = True
         self.tracker = None
-        self.state = "idle"  # idle | tracking | low_score | lost | no_model
-        self.score = math.nan
+        self._candidate = None  # a model validated by a parameter change, swapped in once the change is accepted
+        self._last_frame_t = math.nan  # monotonic receive time of the newest frame
         self.received = self.processed = self.dropped = self.errors = 0
-        self._low = 0
         self._last_error = ""
         self._model_error = ""
         self._logged: set[str] = set()
         self._done: deque[float] = deque(maxlen=120)
         self.latency_ms = self.processing_ms = self.inference_ms = math.nan
-        self._gt = load_ground_truth(gt_file) if gt_file else None
-        self._gt_by_stamp: dict[int, Box | None] = {}
-        # With a ground-truth topic, a frame tracked before its ground truth arrived waits here (stamp ->
-        # header, box centre) rather than being measured against the image centre: the two race over DDS.
-        self._gt_topic = bool(gt_topic)
-        self._cle_waiting: dict[int, tuple[object, tuple[float, float]]] = {}
-        self._gt_lock = threading.Lock()
+        self.cle = CleMatcher(load_ground_truth(gt_file) if gt_file else None, gt_topic=bool(gt_topic))
         # Load before subscribing: a publisher that waits for this node's subscriptions (a bag player) then
         # starts only when frames can be tracked, rather than losing the first second to the model load.
         self._load_model()
@@ -125,32 +157,75 @@ class TrackerNode(Node):
         self.add_on_set_parameters_callback(self._check_params)
         self.add_post_set_parameters_callback(self._on_params_set)
         self.create_timer(self.diag_period, self._publish_diagnostics)
+        self.create_timer(0.02, self._tick)  # stale / lost video and inits waiting for their frame
         self._worker = threading.Thread(target=self._work, name="tracker_worker", daemon=True)
         self._worker.start()
 
     # ---- callbacks (executor thread): store and wake the worker, nothing heavy ----
+    @property
+    def state(self) -> str:
+        return self.track.state
+
+    @property
+    def score(self) -> float:
+        return self.track.score
+
     def _on_image(self, msg: Image) -> None:
+        now = time.monotonic()
         with self._cv:
+            gap = now - self._last_frame_t
+            self._last_frame_t = now
+            dropped = self.track.arrived(gap)
+            if dropped:
+                self._recent.clear()  # frames from before the gap are no base for an init
+                self._generation += 1
             if self._latest is not None:
                 self.dropped += 1  # the worker never saw it: a newer frame replaces it
-            self._latest = (msg, time.monotonic(), self.received)
+            self._latest = (msg, now, self.received)
             self._recent.append((_stamp_ns(msg.header), msg, self.received))
             self.received += 1
             self._cv.notify()
+        if dropped:
+            self._announce_loss(msg.header)
 
     def _on_init(self, msg: PolygonStamped) -> None:
         with self._cv:
             self._pending_init, self._init_new = msg, True
-            self._generation += 1
+            self._pending_since = time.monotonic()
             self._cv.notify()
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        expired = None
+        with self._cv:
+            event = self.track.tick(now - self._last_frame_t)
+            if event == "lost":
+                self._recent.clear()
+                self._generation += 1
+            if self._pending_init is not None and now - self._pending_since > self.track.rule.max_frame_gap:
+                expired, self._pending_init = self._pending_init, None
+        if event:
+            header = PolygonStamped().header
+            header.stamp = self.get_clock().now().to_msg()
+            self._announce_loss(header)
+        if expired is not None:
+            self._report(
+                f"init refused: no frame stamped {_stamp_ns(expired.header)} ns arrived within "
+                f"{self.track.rule.max_frame_gap:g} s (previous track kept)"
+            )
+
+    def _announce_loss(self, header) -> None:
+        """An empty polygon (no target: the follow controller hovers at once), then diagnostics."""
+        self.box_pub.publish(PolygonStamped(header=header, polygon=box_to_polygon(None)))
+        self.get_logger().warning(f"target {self.track.state}: {self.track.reason}")
+        self._publish_diagnostics()
 
     def _on_reset(self, _req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
         with self._cv:
             was = self.state
             self._pending_init = None
             self._generation += 1
-            if self.state != "no_model":
-                self.state = "idle"
+            self.track.reset()
         self.box_pub.publish(PolygonStamped(header=self._last_header(), polygon=box_to_polygon(None)))
         resp.success, resp.message = True, f"tracking stopped (was {was})"
         self.get_logger().info(resp.message)
@@ -161,31 +236,54 @@ class TrackerNode(Node):
             box: Box | None = polygon_to_box(msg.polygon) if msg.polygon.points else None
         except BoxError:
             box = None
-        stamp = _stamp_ns(msg.header)
-        with self._gt_lock:
-            self._gt_by_stamp[stamp] = box
-            while len(self._gt_by_stamp) > 1000:
-                self._gt_by_stamp.pop(next(iter(self._gt_by_stamp)))
-            waiting = self._cle_waiting.pop(stamp, None)
-        if waiting is not None and box is not None and _valid(box):
-            self._publish_cle(waiting[0], waiting[1], center(box))
+        cle = self.cle.ground_truth(_stamp_ns(msg.header), box)
+        if cle is not None:
+            self._publish_cle(cle.key, cle.box_center, cle.ref)
 
     def _check_params(self, params) -> SetParametersResult:
-        for p in params:
-            if p.name == "redetect_policy" and p.value not in POLICIES:
-                return SetParametersResult(successful=False, reason=f"redetect_policy must be one of {POLICIES}")
+        """Refuse what cannot work before it is applied; a new model is loaded here, so a bad one is refused."""
+        new = {p.name: p.value for p in params}
+        if "redetect_policy" in new and new["redetect_policy"] not in POLICIES:
+            return SetParametersResult(successful=False, reason=f"redetect_policy must be one of {POLICIES}")
+        rule = self.track.rule
+        stale = new.get("stale_after", rule.stale_after)
+        gap = new.get("max_frame_gap", rule.max_frame_gap)
+        if stale >= gap:
+            return SetParametersResult(
+                successful=False, reason=f"stale_after ({stale:g}) must be below max_frame_gap ({gap:g})"
+            )
+        if any(name in MODEL_PARAMS for name in new):
+            values = {n: new.get(n, self.get_parameter(n).value) for n in MODEL_PARAMS}
+            args = _model_args(values["model_dir"], values["providers"], values["enhance"])
+            alive = time.monotonic() - self._last_frame_t <= rule.stale_after
+            try:
+                self._candidate = build_tracker(*args)
+            except Exception as exc:
+                self._not_a_gap(alive)
+                reason = f"cannot load model from {args[0] or '<embedded>'}: {type(exc).__name__}: {exc}"
+                self.get_logger().error(f"parameter change refused, keeping the current model: {reason}")
+                return SetParametersResult(successful=False, reason=reason)
+            self._not_a_gap(alive)
         return SetParametersResult(successful=True)
 
-    def _on_params_set(self, params) -> None:
-        for p in params:  # the loss rule can change while tracking
-            if p.name in ("lost_score", "lost_frames"):
-                setattr(self, p.name, p.value)
-            elif p.name == "redetect_policy":
-                self.policy = p.value
-        if any(p.name in MODEL_PARAMS for p in params):
+    def _not_a_gap(self, alive: bool) -> None:
+        """The model load above held this executor (frames could not arrive): when the video was alive
+        before it, that pause is ours, not the video's, and must not end the track as a video gap would."""
+        if alive:
             with self._cv:
-                self._reload = True
-                self._cv.notify()
+                self._last_frame_t = time.monotonic()
+
+    def _on_params_set(self, params) -> None:
+        names = {p.name for p in params}
+        with self._cv:  # the loss rule can change while tracking
+            for p in params:
+                if p.name in RULE_PARAMS:
+                    setattr(self.track.rule, p.name, p.value)
+                elif p.name == "redetect_policy":
+                    self.track.rule.policy = p.value
+        if names & set(MODEL_PARAMS) and self._candidate is not None:
+            tracker, self._candidate = self._candidate, None
+            self._use_model(tracker)
 
     def _last_header(self):
         with self._cv:
@@ -204,17 +302,12 @@ class TrackerNode(Node):
     def _work(self) -> None:
         while self._running:
             with self._cv:
-                self._cv.wait_for(
-                    lambda: not self._running or self._latest or self._init_new or self._reload, timeout=0.5
-                )
+                self._cv.wait_for(lambda: not self._running or self._latest or self._init_new, timeout=0.5)
                 self._init_new = False
-                reload, self._reload = self._reload, False
                 latest, self._latest = self._latest, None
                 init = self._pending_init
                 generation = self._generation
             try:
-                if reload:
-                    self._load_model()
                 if init is not None:
                     latest = self._apply_init(init, latest, generation)
                 if latest is not None:
@@ -225,58 +318,94 @@ class TrackerNode(Node):
                 self._report(f"tracking failed: {type(exc).__name__}: {exc}")
 
     def _load_model(self) -> None:
-        from mlkd_model.load import load_tracker  # onnx backend: imports onnxruntime, never torch
-
-        model_dir = self.get_parameter("model_dir").value
-        model_dir = None if model_dir in ("", "embedded") else model_dir
-        providers = tuple(self.get_parameter("providers").value)
-        enhance = bool(self.get_parameter("enhance").value)
+        """The start-up model; a bad one leaves the node up (no_model) until a good one is set."""
+        model_dir, providers, enhance = _model_args(*(self.get_parameter(n).value for n in MODEL_PARAMS))
         try:
-            tracker = load_tracker(model_dir, backend="onnx", enhance=enhance, providers=providers)
+            tracker = build_tracker(model_dir, providers, enhance)
         except Exception as exc:  # a bad model dir must not kill the node
-            self.tracker, self.state = None, "no_model"
+            with self._cv:
+                self.tracker = None
+                self.track.model(loaded=False)
             self._model_error = f"cannot load model from {model_dir or '<embedded>'}: {type(exc).__name__}: {exc}"
             self._report(self._model_error)
             return
+        self._use_model(tracker)
+
+    def _use_model(self, tracker) -> None:
+        model_dir, providers, _ = _model_args(*(self.get_parameter(n).value for n in MODEL_PARAMS))
         with self._cv:
-            self.tracker, self._model_error, self.state = tracker, "", "idle"
+            had_track = self.track.tracks_frames
+            self.tracker, self._model_error = tracker, ""
+            self._generation += 1  # a frame the old model is tracking right now is not published
+            self.track.model(loaded=True)
+        if had_track:  # the new model starts without a target: say so before anyone acts on old boxes
+            self.box_pub.publish(PolygonStamped(header=self._last_header(), polygon=box_to_polygon(None)))
         self.get_logger().info(f"model loaded from {model_dir or '<embedded default>'} (providers {providers})")
 
-    def _apply_init(self, init: PolygonStamped, latest, generation: int):
-        """Init on the frame the init's stamp names (else the newest); returns the frame still to track, if any."""
-        if self.tracker is None:
-            with self._cv:
-                self._pending_init = None if self._pending_init is init else self._pending_init
-            self._report(f"init ignored: no model loaded ({self._model_error or 'still loading'})")
-            return latest
+    def _init_frame(self, init: PolygonStamped) -> tuple[Image, int] | None:
+        """The buffered frame the init's stamp names (stamp 0: the newest); None while it may still come."""
         want = _stamp_ns(init.header)
+        with self._cv:
+            age = time.monotonic() - self._last_frame_t  # NaN before the first frame: not stale, just early
+            if age > self.track.rule.max_frame_gap:  # whatever is buffered is from before the video stopped
+                raise InitError(f"no frame for {age:.1f} s: the buffered frames are stale")
+            if not self._recent:
+                return None  # no frame yet
+            if want == 0:
+                return self._recent[-1][1], self._recent[-1][2]
+            oldest, newest, n = self._recent[0][0], self._recent[-1][0], len(self._recent)
+            near = min(self._recent, key=lambda r: abs(r[0] - want))
+        ahead = (want - self.get_clock().now().nanoseconds) / 1e9
+        if ahead > FUTURE_TOLERANCE_S:
+            raise InitError(f"init stamped {ahead:.1f} s in the future")
+        if near[0] == want or (want < newest and abs(near[0] - want) <= MATCH_TOLERANCE_NS):
+            return near[1], near[2]
+        if want < oldest:
+            raise InitError(
+                f"init stamped {(oldest - want) / 1e9:.2f} s before the oldest of the {n} buffered frames "
+                f"(init_buffer {self.init_buffer}): that frame is gone"
+            )
+        if want < newest:
+            raise InitError(
+                f"init stamp names no frame received (nearest buffered frame {abs(near[0] - want) / 1e9:.2f} s away)"
+            )
+        return None  # newer than the newest frame: it may still be on its way (_tick gives up on it)
+
+    def _apply_init(self, init: PolygonStamped, latest, generation: int):
+        """Init on the frame the init's stamp names; returns the frame still to track, if any.
+
+        Everything is checked before the tracker is touched, and the tracker's own init is transactional,
+        so a refused or failed init leaves the current track as it was.
+        """
         with self._cv:
             if self._pending_init is init:
                 self._pending_init = None
-            match = next(((m, i) for s, m, i in reversed(self._recent) if s == want), None)
-            newest = self._recent[-1] if self._recent else None
-        if match is None:
-            if newest is None:
-                with self._cv:  # no frame yet: keep the init for the first one
-                    self._pending_init = self._pending_init or init
-                return None
-            if want and newest[0] < want:
-                with self._cv:  # its frame has not arrived yet
+        if self.tracker is None:
+            self._report(f"init ignored: no model loaded ({self._model_error or 'still loading'})")
+            return latest
+        try:
+            found = self._init_frame(init)
+            if found is None:
+                with self._cv:  # keep waiting for its frame, unless a newer init replaced it
                     self._pending_init = self._pending_init or init
                 return latest
-            match = (newest[1], newest[2])
-        msg, index = match
-        try:
+            msg, index = found
             frame, color = image_to_numpy(msg)
             box = check_box(polygon_to_box(init.polygon), frame.shape[1], frame.shape[0])
-        except (BoxError, FrameError, ImageConversionError) as exc:
-            self._report(f"bad init on tracker/init: {exc}")
+        except (InitError, BoxError, FrameError, ImageConversionError) as exc:
+            self._report(f"bad init on tracker/init: {exc} (previous track kept)")
             return latest
-        self.tracker.init(frame, box, color=color)
+        tracker = self.tracker
+        try:
+            tracker.init(frame, box, color=color)
+        except Exception as exc:
+            self._report(f"init failed, previous track kept: {type(exc).__name__}: {exc}")
+            return latest
         with self._cv:
-            if generation != self._generation:
-                return None  # a reset or a newer init came in meanwhile; it wins
-            self.state, self._low, self.score, self._last_error = "tracking", 0, 1.0, ""
+            if generation != self._generation or tracker is not self.tracker:
+                return None  # a reset, a gap or a model change came in meanwhile; it wins
+            self.track.started(frame.shape)
+            self._last_error = ""
         self.get_logger().info(f"tracking started on box {[round(v, 1) for v in box]}")
         self._publish(msg.header, box, 1.0, frame.shape, index)
         # Do not track again on the very frame we initialised on.
@@ -290,24 +419,31 @@ class TrackerNode(Node):
         except ImageConversionError as exc:
             self._report(f"bad image on camera/image: {exc}")
             return
-        stopped = self.state == "lost" and self.policy == "stop"
-        if self.tracker is None or self.state in ("idle", "no_model") or stopped:
+        with self._cv:
+            was = self.track.tracks_frames
+            go = self.tracker is not None and self.track.frame(frame.shape)
+            resized = was and not go
+            if resized:  # buffered frames of the old size are no base for an init any more
+                keep = [r for r in self._recent if (r[1].height, r[1].width) == frame.shape[:2]]
+                self._recent.clear()
+                self._recent.extend(keep)
+            tracker = self.tracker
+        if resized:
+            self._announce_loss(msg.header)
+        if not go:
             if not self._model_error:
                 self._last_error = ""
             return
         t0 = time.perf_counter()
-        box, score = self.tracker.track(frame, color=color)
+        box, score = tracker.track(frame, color=color)
         self.inference_ms = (time.perf_counter() - t0) * 1e3
         with self._cv:
-            if generation != self._generation:
-                return  # reset or re-init arrived while this frame was tracked
+            if generation != self._generation or tracker is not self.tracker:
+                return  # reset, video gap or model change while this frame was tracked
             self.processed += 1
-            self.score = float(score)
-            self._low = self._low + 1 if score < self.lost_score else 0
-            lost = self._low >= self.lost_frames and self.policy != "keep"
-            self.state = "lost" if lost else ("low_score" if self._low else "tracking")
+            publish = self.track.scored(score)
             self._last_error = ""
-        self._publish(msg.header, None if lost else box, score, frame.shape, index)
+        self._publish(msg.header, box if publish else None, score, frame.shape, index)
         now = time.monotonic()
         self._done.append(now)
         self.processing_ms = (now - received_at) * 1e3
@@ -317,25 +453,9 @@ class TrackerNode(Node):
         self.box_pub.publish(PolygonStamped(header=header, polygon=box_to_polygon(box)))
         if box is None:
             return
-        box_center = center(box)
-        stamp = _stamp_ns(header)
-        with self._gt_lock:
-            known = stamp in self._gt_by_stamp
-            gt = self._gt_by_stamp.get(stamp)
-            if self._gt_topic and not known:
-                self._cle_waiting[stamp] = (header, box_center)
-                while len(self._cle_waiting) > 1000:
-                    self._cle_waiting.pop(next(iter(self._cle_waiting)))
-                return
-        if gt is None and self._gt is not None and index is not None and index < len(self._gt):
-            gt = tuple(self._gt[index])
-        if gt is not None and _valid(gt):
-            ref = center(gt)
-        elif self._gt_topic:
-            return  # the topic said this frame has no ground truth: no CLE to report
-        else:
-            ref = ((shape[1] - 1) / 2, (shape[0] - 1) / 2)  # live, or a frame the file does not label
-        self._publish_cle(header, box_center, ref)
+        cle = self.cle.box(header, _stamp_ns(header), box, shape, index)
+        if cle is not None:
+            self._publish_cle(header, cle.box_center, cle.ref)
 
     def _publish_cle(self, header, box_center: tuple[float, float], ref: tuple[float, float]) -> None:
         pt = PointStamped(header=header)
@@ -351,12 +471,19 @@ class TrackerNode(Node):
         error = self._last_error or self._model_error  # the newest problem first
         if error:
             status.level, status.message = DiagnosticStatus.ERROR, error
-        elif self.state in ("lost", "low_score"):
-            status.level, status.message = DiagnosticStatus.WARN, f"target {self.state.replace('_', ' ')}"
+        elif self.state in ("lost", "low_score", "stale"):
+            text = f"target {self.state.replace('_', ' ')}"
+            if self.track.reason:
+                text += f": {self.track.reason}"
+            if self.track.needs_init and self.state == "lost":
+                text += "; waiting for a new init"
+            status.level, status.message = DiagnosticStatus.WARN, text
         else:
             status.level, status.message = DiagnosticStatus.OK, self.state
         values = {
             "state": self.state,
+            "reason": self.track.reason,
+            "frame_age_s": f"{now - self._last_frame_t:.2f}",
             "score": f"{self.score:.3f}",
             "fps": f"{fps:.1f}",
             "latency_ms": f"{self.latency_ms:.1f}",

@@ -1,13 +1,18 @@
 """A fake Parrot drone for the bridge tests: Olympe's own drone-side endpoint (DeviceBase) on 0.0.0.0:44444.
 
 Run with Olympe's virtualenv, inside the tests' private network namespace only:
-    .venv/olympe/bin/python tests/olympe/fake_drone.py LOG.jsonl
+    .venv/olympe/bin/python tests/olympe/fake_drone.py LOG.jsonl [--ignore ardrone3.Piloting.TakeOff ...]
 Answers the connection handshake (AllStates / AllSettings) and writes one JSON line per command it receives:
 {"t": wall-clock s, "name": "ardrone3.Piloting.PCMD", "args": {...}}. Prints READY once listening.
+--ignore NAME: never answer that command (a take-off the drone does not acknowledge).
+--battery START,DRAIN: telemetry every 0.2 s (battery at START %, down by DRAIN % per second from the first
+PCMD on: flying drains it; GPS position,
+altitude, attitude, speed, WiFi RSSI), values fixed below so a test can check them.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import signal
 import sys
@@ -18,7 +23,13 @@ import olympe
 from olympe.controllers.device import DeviceBase
 from olympe.enums.ardrone3.PilotingState import FlyingStateChanged_State as flying_state
 from olympe.messages import common
-from olympe.messages.ardrone3.PilotingState import FlyingStateChanged
+from olympe.messages.ardrone3.PilotingState import (
+    AltitudeChanged,
+    AttitudeChanged,
+    FlyingStateChanged,
+    PositionChanged,
+    SpeedChanged,
+)
 
 olympe.log.update_config({"loggers": {"olympe": {"level": "CRITICAL"}, "ulog": {"level": "CRITICAL"}}})
 
@@ -30,10 +41,36 @@ REPLIES = {  # command -> (event, its arguments): what a drone answers, and what
 }
 
 
+TELEMETRY = [  # (event, arguments) sent every 0.2 s besides the battery
+    (PositionChanged, {"latitude": 48.8566, "longitude": 2.3522, "altitude": 135.5}),
+    (AltitudeChanged, {"altitude": 12.5}),
+    (AttitudeChanged, {"roll": 0.1, "pitch": -0.05, "yaw": 1.2}),
+    (SpeedChanged, {"speedX": 1.0, "speedY": 0.5, "speedZ": -0.2}),
+    (common.CommonState.WifiSignalChanged, {"rssi": -55}),
+]
+
+
+def telemetry(device, stop: threading.Event, flying: list, start: float, drain: float) -> None:
+    while not stop.wait(0.2):
+        percent = max(0, round(start - drain * (time.monotonic() - flying[0]))) if flying else round(start)
+        try:
+            device._send_command_raw(common.CommonState.BatteryStateChanged, {"percent": percent})
+            for event, args in TELEMETRY:
+                device._send_command_raw(event, dict(args))
+        except Exception:  # not connected (yet / any more)
+            pass
+
+
 def main() -> int:
-    out = open(sys.argv[1], "a", buffering=1)  # line-buffered: the test reads it while we run
+    ap = argparse.ArgumentParser()
+    ap.add_argument("log")
+    ap.add_argument("--ignore", nargs="*", default=[], help="commands never answered")
+    ap.add_argument("--battery", default="", help="START,DRAIN: send telemetry, battery draining DRAIN %%/s")
+    ns = ap.parse_args()
+    out = open(ns.log, "a", buffering=1)  # line-buffered: the test reads it while we run
     device = DeviceBase()
     lock = threading.Lock()
+    flying: list[float] = []  # time of the first PCMD
 
     def on_message(event, *_a, **_k) -> None:
         name = str(event).split("(", 1)[0]
@@ -44,7 +81,9 @@ def main() -> int:
             line = json.dumps({"t": time.time(), "name": name, "error": repr(exc)})
         with lock:
             out.write(line + "\n")
-        if name in REPLIES:
+        if name == "ardrone3.Piloting.PCMD" and not flying:
+            flying.append(time.monotonic())
+        if name in REPLIES and name not in ns.ignore:
             event_type, event_args = REPLIES[name]
             device._send_command_raw(event_type, dict(event_args))
 
@@ -52,6 +91,9 @@ def main() -> int:
     device.listen()
     print("READY", flush=True)
     stop = threading.Event()
+    if ns.battery:
+        start, drain = (float(v) for v in ns.battery.split(","))
+        threading.Thread(target=telemetry, args=(device, stop, flying, start, drain), daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()

@@ -61,8 +61,10 @@ def run_in_netns(args: list[str], work: Path, timeout: float = 150) -> dict:
     py = olympe_python()
     if py is not None:
         env["MLKD_OLYMPE_PYTHON"] = str(py)
+    # Own PID namespace too (--pid --fork), whose init is the scenario: when it ends, or is killed on a
+    # timeout (--kill-child), the kernel ends every node it started, instead of leaving them running.
     proc = subprocess.run(
-        ["unshare", "-rn", "sh", "-c", f"ip link set lo up && exec {inner}"],
+        ["unshare", "-rn", "--pid", "--fork", "--kill-child", "sh", "-c", f"ip link set lo up && exec {inner}"],
         capture_output=True,
         text=True,
         timeout=timeout,

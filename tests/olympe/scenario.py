@@ -202,6 +202,7 @@ class E2E(Node):
         self.frame_times: deque[float] = deque(maxlen=30)
         self.boxes: list[tuple[float, int, list | None]] = []  # (wall time, stamp ns, x,y,w,h or None)
         self.diag: dict[str, str] = {}
+        self.tracker_diag: dict[str, str] = {}
         self.create_subscription(Image, "camera/image", self._on_image, IMAGE_QOS)
         self.create_subscription(PolygonStamped, "tracker/box", self._on_box, CONTROL_QOS)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, CONTROL_QOS)
@@ -236,6 +237,14 @@ class E2E(Node):
         for st in msg.status:
             if st.name.startswith("mlkd_olympe_bridge"):
                 self.diag = {kv.key: kv.value for kv in st.values}
+            elif st.name.startswith("mlkd_tracker"):
+                self.tracker_diag = {kv.key: kv.value for kv in st.values}
+
+    def tracker_receiving(self) -> bool:
+        """The tracker has a second of frames buffered: an init on the newest frame seen here names one it has
+        (a live stream's first frames reach the subscribers at different times, and the tracker refuses an
+        init naming a frame older than its buffer)."""
+        return int(self.tracker_diag.get("frames_received", "0")) >= 30
 
     def call(self, client, value: bool | None, timeout: float = 10.0):
         from std_srvs.srv import SetBool, Trigger
@@ -332,6 +341,7 @@ def scenario_e2e(ns: argparse.Namespace) -> dict:
         # Pdraw's first RTSP session sometimes stalls after a few frames (then the bridge reconnects, which the
         # video-loss part below tests on purpose): start the operator's part on a steady stream.
         spin_for(node, 30.0, until=node.streaming_steadily)
+        spin_for(node, 30.0, until=node.tracker_receiving)
         r = node.call(node.triggers["takeoff"], None)
         out["takeoff"] = [r.success, r.message]
         out["init_frame"] = node.init_on_latest()
@@ -393,12 +403,26 @@ def scenario_e2e(ns: argparse.Namespace) -> dict:
         out["restart_at"] = [last_k, pos]
         procs["rtsp"] = rtsp_server(video2, work / "rtsp2.log", port=554)
         t_restart = time.time()
+        n_frames = len(node.frame_index)
+        spin_for(node, 20.0, until=lambda: len(node.frame_index) > n_frames + 30)
+        out["video_back_s"] = time.time() - t_restart
+        # The gap dropped the track: no box and no motion on the restarted video until re-init + re-enable.
+        spin_for(node, 1.5)
+        out["boxes_before_reinit"] = len([b for b in node.boxes if b[0] > t_restart and b[2] is not None])
+        out["moving_before_reinit"] = len(
+            [p for p in read_pcmds(drone_log) if p["t"] > t_kill + 1.5 and (p["yaw"] or p["pitch"] or p["gaz"])]
+        )
+        out["tracker_after_gap"] = dict(node.tracker_diag)
+        t_reinit = time.time()
+        node.init_on_latest()
+        spin_for(node, 0.3)
+        node.call(node.enable, True)
         n_before = len(node.boxes)
         spin_for(node, 20.0, until=lambda: len([b for b in node.boxes[n_before:] if b[2] is not None]) > 45)
-        out["resume_s"] = time.time() - t_restart
-        out["resume_cle"] = node.box_errors(t_restart)
+        out["resume_s"] = time.time() - t_reinit
+        out["resume_cle"] = node.box_errors(t_reinit)
         out["reconnects"] = node.diag.get("video_reconnects")
-        moving_again = [p for p in read_pcmds(drone_log) if p["t"] > t_restart and p["yaw"]]
+        moving_again = [p for p in read_pcmds(drone_log) if p["t"] > t_reinit and p["yaw"]]
         out["moving_again"] = len(moving_again)
 
         # Tracker stops while the drone is being steered (else hover would hold trivially): commands fall back
@@ -432,6 +456,356 @@ def scenario_e2e(ns: argparse.Namespace) -> dict:
         launch_xml.stop({k: v for k, v in procs.items() if k not in ("rtsp", "fake_drone")})
         for name in ("rtsp", "fake_drone"):
             stop(procs.get(name))
+
+
+class GapObserver(E2E):
+    """E2E's observer plus cmd_vel and the tracker's diagnostics, with arrival times."""
+
+    def __init__(self, thumbs: Thumbs, gt) -> None:
+        from geometry_msgs.msg import Twist
+
+        from mlkd_ros.dds import CONTROL_QOS
+
+        super().__init__(thumbs, gt)
+        self.cmds: list[tuple[float, bool]] = []  # wall time, non-zero
+        self.tracker_states: list[tuple[float, str, str]] = []  # wall time, state, message
+        self.create_subscription(Twist, "cmd_vel", self._on_cmd, CONTROL_QOS)
+
+    def _on_cmd(self, t) -> None:
+        self.cmds.append((time.time(), any((t.linear.x, t.linear.y, t.linear.z, t.angular.z))))
+
+    def _on_diag(self, msg) -> None:
+        super()._on_diag(msg)
+        for st in msg.status:
+            if st.name.startswith("mlkd_tracker"):
+                values = {kv.key: kv.value for kv in st.values}
+                self.tracker_states.append((time.time(), values["state"], st.message))
+
+    def moving_after(self, t0: float) -> list[float]:
+        return [t - t0 for t, m in self.cmds if m and t > t0]
+
+
+def scenario_video_gap(ns: argparse.Namespace) -> dict:
+    """Following, then the bridge is killed and restarted (MP4 or RTSP source): the target is lost for good."""
+    from mlkd_ros import launch_xml
+    from mlkd_ros.boxes import load_ground_truth
+
+    work, source = Path(ns.work), Path(ns.source)
+    env = ros_env(DOMAIN)
+    os.environ.update(env)
+    gt = load_ground_truth(source / "groundtruth_rect.txt")
+    video = sequence_mp4(source, pingpong(len(gt)), work / "video.mp4")
+    procs: dict[str, subprocess.Popen] = {}
+    if ns.rtsp:
+        procs["rtsp"] = rtsp_server(video, work / "rtsp.log")
+    url = "rtsp://127.0.0.1:8554/live" if ns.rtsp else f"file://{video}"
+    bridge_cmd = node_cmd("mlkd_ros.olympe_bridge", {"drone_ip": "", "video_url": url}, "olympe_bridge")
+    out: dict = {}
+    rclpy.init()
+    node = GapObserver(Thumbs(source), gt)
+    try:
+        desc = launch_xml.parse_launch(
+            ROOT / "launch" / "ground_station.launch.xml", {"image_width": "360", "image_height": "240"}
+        )
+        procs.update(launch_xml.start(desc, only=["tracker", "follow_controller"], env=env, log_dir=work))
+        procs["bridge"] = start(bridge_cmd, work / "bridge1.log", env)
+        spin_for(node, 60.0, until=lambda: node.last_frame is not None)
+        spin_for(node, 30.0, until=node.streaming_steadily)
+        spin_for(node, 30.0, until=node.tracker_receiving)
+        node.init_on_latest()
+        out["enable"] = node.call(node.enable, True).message
+        t_enable = time.time()
+        spin_for(node, 3.0)
+        out["moving_while_following"] = len(node.moving_after(t_enable))
+        # The bridge dies (a WiFi dropout looks the same to the tracker): no more frames.
+        procs.pop("bridge").kill()
+        spin_for(node, 0.3)
+        t_last = node.last_frame[2]
+        spin_for(node, 3.0)
+        out["moving_after_last_frame_s"] = node.moving_after(t_last)
+        out["tracker_states_after"] = [(round(t - t_last, 2), s) for t, s, _ in node.tracker_states if t > t_last]
+        out["lost_message"] = next((m for t, s, m in node.tracker_states if t > t_last and s == "lost"), "")
+        # Restarted: the video comes back with the scene elsewhere.
+        procs["bridge"] = start(bridge_cmd, work / "bridge2.log", env)
+        n_frames = len(node.frame_index)
+        spin_for(node, 60.0, until=lambda: len(node.frame_index) > n_frames + 30)
+        t_back = time.time()
+        out["back_after_s"] = t_back - t_last
+        spin_for(node, 3.0)
+        out["boxes_after_restart"] = len([b for b in node.boxes if b[0] > t_back and b[2] is not None])
+        out["moving_after_restart"] = node.moving_after(t_last + 0.5)
+        # The operator re-inits: boxes again, but still no motion until following is re-enabled.
+        node.init_on_latest()
+        t_init = time.time()
+        spin_for(node, 1.5)
+        out["boxes_after_reinit"] = len([b for b in node.boxes if b[0] > t_init and b[2] is not None])
+        out["moving_after_reinit"] = len(node.moving_after(t_init))
+        out["enable_again"] = node.call(node.enable, True).message
+        t_again = time.time()
+        spin_for(node, 2.0)
+        out["moving_after_reenable"] = len(node.moving_after(t_again))
+        out["tracker_state_end"] = node.tracker_states[-1][1] if node.tracker_states else None
+        return out
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+        launch_xml.stop({k: v for k, v in procs.items() if k != "rtsp"})
+        stop(procs.get("rtsp"))
+
+
+def fake_drone(log: Path, work: Path, *extra: str) -> subprocess.Popen:
+    """extra: command names never answered (ardrone3.Piloting.TakeOff), then fake_drone.py options."""
+    args = [os.environ["MLKD_OLYMPE_PYTHON"], str(Path(__file__).parent / "fake_drone.py"), str(log)]
+    ignore = [e for e in extra if "." in e and not e.startswith("-") and not e[0].isdigit()]
+    if ignore:
+        args += ["--ignore", *ignore]
+    args += [e for e in extra if e not in ignore]
+    p = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=(work / f"{log.stem}.log").open("wb"), text=True, start_new_session=True
+    )
+    assert p.stdout.readline().startswith("READY")
+    return p
+
+
+class Pilot(Node):
+    """Operator side of the link tests: bridge diagnostics (with arrival times), cmd_vel, the bridge services."""
+
+    def __init__(self) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from geometry_msgs.msg import Twist
+        from std_srvs.srv import SetBool, Trigger
+
+        from mlkd_ros.dds import CONTROL_QOS
+
+        super().__init__("scenario_pilot")
+        self.Twist = Twist
+        self.diags: list[tuple[float, int, dict[str, str], str]] = []  # wall time, level, values, message
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, CONTROL_QOS)
+        self.cmd_pub = self.create_publisher(Twist, "cmd_vel", CONTROL_QOS)
+        self.arm = self.create_client(SetBool, "olympe_bridge/arm")
+        self.triggers = {
+            n: self.create_client(Trigger, f"olympe_bridge/{n}")
+            for n in ("takeoff", "land", "emergency_hover", "return_home")
+        }
+
+    def _on_diag(self, msg) -> None:
+        for st in msg.status:
+            if st.name.startswith("mlkd_olympe_bridge"):
+                level = st.level[0] if isinstance(st.level, bytes) else int(st.level)
+                self.diags.append((time.time(), level, {kv.key: kv.value for kv in st.values}, st.message))
+
+    @property
+    def diag(self) -> dict[str, str]:
+        return self.diags[-1][2] if self.diags else {}
+
+    def cmd(self, pitch_speed: float) -> float:
+        t = self.Twist()
+        t.linear.x = pitch_speed
+        self.cmd_pub.publish(t)
+        return time.time()
+
+    def fly(self, seconds: float, speed: float = 1.0) -> None:
+        """cmd_vel at 20 Hz, as the follow controller sends it."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.cmd(speed)
+            spin_for(self, 0.05)
+
+    def set_param(self, name: str, value) -> list:
+        from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+        from rcl_interfaces.srv import SetParameters
+
+        if isinstance(value, str):
+            v = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+        else:
+            v = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
+        client = self.create_client(SetParameters, "olympe_bridge/set_parameters")
+        if not client.wait_for_service(timeout_sec=10):
+            raise RuntimeError("olympe_bridge/set_parameters not available")
+        fut = client.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=v)]))
+        rclpy.spin_until_future_complete(self, fut, timeout_sec=10)
+        r = fut.result().results[0]
+        return [r.successful, r.reason]
+
+    def call_async(self, client, value: bool | None):
+        from std_srvs.srv import SetBool, Trigger
+
+        if not client.wait_for_service(timeout_sec=10):
+            raise RuntimeError(f"service {client.srv_name} not available")
+        return client.call_async(Trigger.Request() if value is None else SetBool.Request(data=value))
+
+    def call(self, client, value: bool | None, timeout: float = 10.0) -> list:
+        fut = self.call_async(client, value)
+        rclpy.spin_until_future_complete(self, fut, timeout_sec=timeout)
+        return [fut.result().success, fut.result().message]
+
+
+def scenario_link(ns: argparse.Namespace) -> dict:
+    """Fake drone killed while armed and brought back; then a take-off it never acknowledges."""
+    work = Path(ns.work)
+    env = ros_env(DOMAIN)
+    os.environ.update(env)
+    out: dict = {}
+    logs = [work / "drone1.jsonl", work / "drone2.jsonl"]
+    drone = fake_drone(logs[0], work)
+    bridge = start(
+        node_cmd("mlkd_ros.olympe_bridge", {"drone_ip": "127.0.0.1", "flight_ack_timeout": 2.0}, "olympe_bridge"),
+        work / "bridge.log",
+        env,
+    )
+    rclpy.init()
+    node = Pilot()
+    try:
+        spin_for(node, 90.0, until=lambda: node.diag.get("drone_state") == "connected")
+        out["first_connect"] = node.diag.get("drone_state")
+        out["arm"] = node.call(node.arm, True)
+        node.fly(1.5)
+        out["pcmd_armed"] = len([p for p in read_pcmds(logs[0]) if p["pitch"]])
+        # The drone goes away (battery pulled, out of WiFi range) while the operator keeps commanding.
+        drone.kill()
+        t_kill = time.time()
+        node.fly(3.0)
+        lost = [d for d in node.diags if d[0] > t_kill and d[2]["drone_state"] == "disconnected"]
+        out["loss_reported_s"] = lost[0][0] - t_kill if lost else None
+        out["loss_level"] = lost[0][1] if lost else None
+        out["loss_message"] = lost[0][3] if lost else ""
+        out["armed_after_loss"] = lost[0][2]["armed"] if lost else None
+        out["pcmd_sent_after_loss"] = [int(d[2]["pcmd_sent"]) for d in lost]
+        out["arm_while_lost"] = node.call(node.arm, True)
+        # It comes back: the bridge reconnects by itself, and stays disarmed.
+        drone = fake_drone(logs[1], work, "ardrone3.Piloting.TakeOff")
+        t_back = time.time()
+        spin_for(node, 90.0, until=lambda: node.diag.get("drone_state") == "connected")
+        out["reconnect_s"] = time.time() - t_back
+        out["diag_after_reconnect"] = node.diag
+        node.fly(2.0)
+        out["pcmd_before_rearm"] = len(read_pcmds(logs[1]))
+        out["rearm"] = node.call(node.arm, True)
+        t_rearm = time.time()
+        node.fly(1.5)
+        out["pcmd_after_rearm"] = len([p for p in read_pcmds(logs[1]) if p["t"] > t_rearm and p["pitch"]])
+        # Run-time parameters: a piloting cap applies at once; what picks the drone is read-only.
+        out["set_max_pitch"] = node.set_param("max_pitch", 10)
+        t_cap = time.time()
+        node.fly(1.0)
+        out["pitch_after_cap"] = sorted({p["pitch"] for p in read_pcmds(logs[1]) if p["t"] > t_cap + 0.2})
+        out["set_drone_ip"] = node.set_param("drone_ip", "192.168.42.1")
+        # A take-off the drone never acknowledges: meanwhile a stop on cmd_vel, then an emergency hover.
+        takeoff = node.call_async(node.triggers["takeoff"], None)
+        t_takeoff = time.time()
+        node.fly(0.5)
+        t_stop = node.cmd(0.0)
+        spin_for(node, 0.5)
+        node.fly(0.3)
+        hover = node.call_async(node.triggers["emergency_hover"], None)
+        t_hover = time.time()
+        rclpy.spin_until_future_complete(node, hover, timeout_sec=10)
+        out["hover_answer_s"] = time.time() - t_hover
+        out["hover"] = [hover.result().success, hover.result().message]
+        rclpy.spin_until_future_complete(node, takeoff, timeout_sec=10)
+        out["takeoff"] = [takeoff.result().success, takeoff.result().message, time.time() - t_takeoff]
+        spin_for(node, 0.5)
+        pcmds = read_pcmds(logs[1])
+        zero = lambda p: not (p["roll"] or p["pitch"] or p["yaw"] or p["gaz"])  # noqa: E731
+        out["stop_reached_s"] = next((p["t"] - t_stop for p in pcmds if p["t"] > t_stop and zero(p)), None)
+        out["moving_after_stop"] = [
+            p["t"] - t_stop for p in pcmds if t_stop + 0.1 < p["t"] < t_stop + 0.45 and not zero(p)
+        ]
+        out["hover_reached_s"] = next((p["t"] - t_hover for p in pcmds if p["t"] > t_hover and zero(p)), None)
+        out["pcmd_after_hover"] = [p["t"] - t_hover for p in pcmds if p["t"] > t_hover + 0.2]
+        out["takeoff_sent"] = any(
+            json.loads(line)["name"] == "ardrone3.Piloting.TakeOff" for line in logs[1].read_text().splitlines()
+        )
+        return out
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+        stop(bridge)
+        stop(drone)
+
+
+SETTINGS = {
+    "max_tilt_deg": 15.0,
+    "max_vertical_speed": 1.5,
+    "max_rotation_speed_deg": 60.0,
+    "max_altitude": 50.0,
+    "max_distance": 200.0,
+    "gimbal_pitch_deg": -30.0,
+    "exposure_mode": "automatic_prefer_shutter_speed",
+    "ev_compensation": "ev_1_00",
+    "max_iso": "iso_3200",
+    "battery_hover_percent": 20,
+    "battery_rth_percent": 15,
+}
+
+
+def scenario_telemetry(ns: argparse.Namespace) -> dict:
+    """Fake drone sending state messages; settings, gimbal, return-home and the low-battery failsafe."""
+    from geometry_msgs.msg import QuaternionStamped, Vector3Stamped
+    from sensor_msgs.msg import BatteryState, NavSatFix
+    from std_msgs.msg import Float32, Int16
+
+    from mlkd_ros.dds import CONTROL_QOS
+
+    work = Path(ns.work)
+    env = ros_env(DOMAIN)
+    os.environ.update(env)
+    log = work / "drone.jsonl"
+    drone = fake_drone(log, work, "--battery", "24,2")  # 24 %, 2 %/s once flying: 20 % after 2 s, 15 % after 4.5 s
+    params = {"drone_ip": "127.0.0.1", **SETTINGS}
+    bridge = start(node_cmd("mlkd_ros.olympe_bridge", params, "olympe_bridge"), work / "bridge.log", env)
+    rclpy.init()
+    node = Pilot()
+    got: dict[str, object] = {}
+    topics = {
+        "battery": BatteryState,
+        "gps": NavSatFix,
+        "altitude": Float32,
+        "attitude": QuaternionStamped,
+        "speed": Vector3Stamped,
+        "link_quality": Int16,
+    }
+    for name, typ in topics.items():
+        node.create_subscription(typ, f"olympe_bridge/{name}", lambda m, n=name: got.__setitem__(n, m), CONTROL_QOS)
+    batteries: list[float] = []
+    node.create_subscription(
+        BatteryState, "olympe_bridge/battery", lambda m: batteries.append(m.percentage), CONTROL_QOS
+    )
+    gimbal_pub = node.create_publisher(Float32, "olympe_bridge/gimbal_pitch", CONTROL_QOS)
+    out: dict = {}
+    try:
+        spin_for(node, 90.0, until=lambda: node.diag.get("drone_state") == "connected")
+        spin_for(node, 5.0, until=lambda: len(got) == len(topics))
+        b, g, q, v = got.get("battery"), got.get("gps"), got.get("attitude"), got.get("speed")
+        out["telemetry"] = {
+            "topics": sorted(got),
+            "battery": b and round(b.percentage, 3),
+            "gps": g and [round(g.latitude, 4), round(g.longitude, 4), round(g.altitude, 1), g.status.status],
+            "altitude": got.get("altitude") and round(got["altitude"].data, 2),
+            "attitude": q and [round(x, 4) for x in (q.quaternion.x, q.quaternion.y, q.quaternion.z, q.quaternion.w)],
+            "speed": v and [round(x, 2) for x in (v.vector.x, v.vector.y, v.vector.z)],
+            "link_quality": got.get("link_quality") and got["link_quality"].data,
+        }
+        spin_for(node, 2.0, until=lambda: gimbal_pub.get_subscription_count() > 0)
+        gimbal_pub.publish(Float32(data=-45.0))
+        spin_for(node, 1.0)
+        out["rth"] = node.call(node.triggers["return_home"], None)
+        out["arm"] = node.call(node.arm, True)
+        t_arm = time.time()
+        node.fly(7.0)
+        out["diag_end"] = node.diag
+        out["battery_seen"] = sorted({round(x * 100) for x in batteries})
+        cmds = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        out["commands"] = [
+            [c["name"], c.get("args", {}), c["t"] - t_arm] for c in cmds if c["name"] != "ardrone3.Piloting.PCMD"
+        ]
+        out["pcmd_moving_s"] = [p["t"] - t_arm for p in read_pcmds(log) if p["pitch"]]
+        return out
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+        stop(bridge)
+        stop(drone)
 
 
 def scenario_replay(ns: argparse.Namespace) -> dict:
@@ -499,8 +873,23 @@ def main() -> int:
         help="ground truth: the players init on its first box, the tracker measures CLE against it",
     )
     r.add_argument("--work", required=True)
+    g = sub.add_parser("video_gap")
+    g.add_argument("--source", required=True, help="OTB folder")
+    g.add_argument("--rtsp", action="store_true", help="the bridge plays an RTSP stream instead of the MP4")
+    g.add_argument("--work", required=True)
+    m = sub.add_parser("telemetry")
+    m.add_argument("--work", required=True)
+    k = sub.add_parser("link")
+    k.add_argument("--work", required=True)
     ns = ap.parse_args()
-    out = {"video": scenario_video, "e2e": scenario_e2e, "replay": scenario_replay}[ns.what](ns)
+    out = {
+        "video": scenario_video,
+        "e2e": scenario_e2e,
+        "replay": scenario_replay,
+        "link": scenario_link,
+        "video_gap": scenario_video_gap,
+        "telemetry": scenario_telemetry,
+    }[ns.what](ns)
     print("RESULT " + json.dumps(out), flush=True)
     return 0
 

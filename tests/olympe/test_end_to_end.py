@@ -4,8 +4,9 @@ launch/ground_station.launch.xml (bridge, tracker, follow controller); then the 
 One scenario run (module fixture, ~45 s) feeds the assertions below:
 - nothing reaches the drone before arming, even with tracking and following enabled;
 - armed, the yaw command has the sign of the target's horizontal offset and grows with it (rank correlation);
-- killing the RTSP server: commands are hover within the timeouts; restarting it: the bridge reconnects
-  and tracking resumes on the target; killing the tracker: hover within the timeouts;
+- killing the RTSP server: commands are hover within the timeouts; restarting it: the bridge reconnects,
+  the tracker (which dropped the track after the gap) publishes no box and nothing moves until the
+  operator re-inits and re-enables, then tracking resumes on the target; killing the tracker: hover;
 - the flight recorded meanwhile (`mlkd record`) replays through the tracker node and offline, with the
   CLE plot, CSV and numbers next to the bag.
 """
@@ -68,6 +69,8 @@ def test_hover_when_video_stops_then_reconnect_resumes_tracking(e2e):
     assert res["video_stop_last_move_s"] < HOVER_WITHIN_S
     assert res["video_stop_pcmds"] > 0  # still armed: explicit hover commands, not silence
     assert res["video_stop_bridge"]["video_state"] in ("connecting", "reconnecting")
+    assert res["boxes_before_reinit"] == 0 and res["moving_before_reinit"] == 0, res
+    assert res["tracker_after_gap"]["state"] == "lost", res["tracker_after_gap"]
     assert res["resume_s"] < 10
     cle = np.array(res["resume_cle"])
     assert len(cle) > 30 and np.mean(cle < 20) > 0.9, cle

@@ -160,14 +160,17 @@ def test_tracker_stopped_or_killed_means_hover(launcher, probe, camera, sequence
     after = [c for t, c in cmds if t > stopped + PARAMS["timeout"] + 0.1]
     assert after and all(is_zero(c) for c in after)
 
-    # Killed: SIGKILL mid-track; no more boxes -> zero within the timeout.
+    # Killed: SIGKILL mid-track; no more boxes -> zero within the timeout. The reset may have outlasted
+    # max_frame_gap, which disables following: the operator re-enables after the new init.
     camera.index = 30
     camera.stream(
-        15,
+        5,
         on_frame=lambda i, m: (
             i == 0 and init_pub.publish(PolygonStamped(header=m.header, polygon=box_to_polygon(gt[30])))
         ),
     )
+    assert probe.call(SetBool, "follow/enable", SetBool.Request(data=True)).success
+    camera.stream(10)
     assert not is_zero(cmds[-1][1])
     launcher.procs["tracker"].send_signal(signal.SIGKILL)
     killed = time.monotonic()
@@ -175,3 +178,22 @@ def test_tracker_stopped_or_killed_means_hover(launcher, probe, camera, sequence
     after = [c for t, c in cmds if t > killed + PARAMS["timeout"] + 1.0 / PARAMS["control_rate"] + 0.1]
     assert after and all(is_zero(c) for c in after)
     assert launcher.alive("follow_controller")
+
+
+def test_gimbal_mode_centres_vertically_with_the_camera():
+    p = {k: float(v) for k, v in PARAMS.items() if not isinstance(v, str)}
+    p.update(image_width=W, image_height=H)
+    lw = FollowLaw(p, gimbal=True)
+    lw.step(box_at(W / 2, H / 2), 0.05)
+    pitches = []
+    for _ in range(40):  # target below centre: the camera tilts down, the drone does not descend
+        out = lw.step(box_at(W / 2, 420), 0.05)
+        pitches.append(lw.pitch)
+        assert out["z"] == 0.0
+    assert pitches == sorted(pitches, reverse=True) and pitches[-1] < -20
+    for _ in range(400):
+        lw.step(box_at(W / 2, 470), 0.05)
+    assert lw.pitch == PARAMS["gimbal_min_deg"], "clamped at the lowest pitch"
+    for _ in range(400):  # above centre: back up, never past level
+        lw.step(box_at(W / 2, 10), 0.05)
+    assert lw.pitch == PARAMS["gimbal_max_deg"]
