@@ -8,9 +8,9 @@ The model follows the camera, in order (light -> lens -> sensor -> ISP -> encode
 3. optical / motion blur (Gaussian, before the sensor, so noise stays sharp as on a real camera);
 4. exposure drop on the sensor: a white pixel collects only `photons` electrons; photon shot noise is
    Poisson in that count, read noise is Gaussian in electrons (both matter at night, where counts are small).
-   By default both are drawn as one Gaussian with the same mean and variance (lambda + read_noise^2): 6x
-   faster than numpy's Poisson, and after blur-free JPEG coding indistinguishable in mean, variance and
-   noise level (tests/test_night.py compares them); `exact_noise=True` draws the Poisson counts;
+   By default both are drawn as one Gaussian with the same mean and variance (lambda + read_noise^2):
+   faster than numpy's Poisson and the same in mean, per-pixel variance and noise level
+   (tests/test_training_repairs.py compares them); `exact_noise=True` draws the Poisson counts;
 5. the camera's gain maps the collected signal to `brightness` (the linear level of white; the exposure
    drop the viewer sees), then an extra tone `gamma` (>1 darkens the mid-tones as night footage does);
 6. JPEG re-compression at `jpeg_quality` (smooths the noise into blocks, as in streamed UAV video).

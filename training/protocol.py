@@ -126,10 +126,10 @@ def _ci(t: tuple[float, float, float], signed: bool = False) -> str:
 
 
 def comparison_markdown(rows: dict[str, dict], labels: dict[str, str], baseline: str, seeds: list[int]) -> str:
-    """The comparison as a Markdown table: means with 95% bootstrap CIs over sequences."""
+    """The comparison as a Markdown table: means with 95% bootstrap CIs over sequences (baseline: a key of rows)."""
     lines = [
         f"Night = success AUC averaged over darkening seeds {', '.join(map(str, seeds))}; day = the clean frames. "
-        f"[95% bootstrap CI over sequences]; differences are paired against `{baseline}`.",
+        f"[95% bootstrap CI over sequences]; differences are paired against {labels.get(baseline, baseline)}.",
         "",
         "| Tracker | Night success | vs baseline | Day success | vs baseline | fps |",
         "|---|---|---|---|---|---|",

@@ -134,7 +134,7 @@ def collect_candidates(
 def table_markdown(candidates: list[Candidate], comparison: dict, best: str, oracle_label: str, ships: bool) -> str:
     """Table II: every candidate on the validation protocol, MLKD-Track in bold, the oracle as a reference."""
     labels = {c.name: f"**MLKD-Track** = {c.label}" if c.name == best else c.label for c in candidates}
-    table = comparison_markdown(comparison["trackers"], labels, labels["base"], comparison["seeds"])
+    table = comparison_markdown(comparison["trackers"], labels, "base", comparison["seeds"])
     base = comparison["trackers"]["base"]
     if "clean" in base:
         mean, low, high = base["clean"]
