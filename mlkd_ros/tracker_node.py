@@ -30,7 +30,7 @@ from mlkd_ros.image_conversion import ImageConversionError, image_to_numpy
 from mlkd_ros.ros_params import declare
 
 POLICIES = ("keep", "stop", "recover")
-MODEL_PARAMS = ("model_dir", "providers", "enhance")
+MODEL_PARAMS = ("model_dir", "providers", "enhance", "inference_threads", "inference_spin")
 
 
 def _stamp_ns(header) -> int:
@@ -52,6 +52,8 @@ class TrackerNode(Node):
             self, "providers", ["cpu"], "ONNX Runtime providers in preference order: tensorrt, cuda, cpu"
         )
         p["enhance"] = declare(self, "enhance", False, "run the DarkLighter enhancer on every crop (teacher path)")
+        declare(self, "inference_threads", 1, "ONNX Runtime intra-op threads (0 = one per core)", 0, 64)
+        declare(self, "inference_spin", False, "let idle ONNX Runtime threads busy-wait (costs a core)")
         self.lost_score = declare(self, "lost_score", 0.2, "score below which a frame counts as low-score", 0.0, 1.0)
         self.lost_frames = declare(self, "lost_frames", 10, "consecutive low-score frames before 'lost'", 1, 10000)
         self.policy = declare(
@@ -217,8 +219,9 @@ class TrackerNode(Node):
         model_dir = None if model_dir in ("", "embedded") else model_dir
         providers = tuple(self.get_parameter("providers").value)
         enhance = bool(self.get_parameter("enhance").value)
+        threads, spin = self.get_parameter("inference_threads").value, self.get_parameter("inference_spin").value
         try:
-            tracker = load_tracker(model_dir, backend="onnx", enhance=enhance, providers=providers)
+            tracker = load_tracker(model_dir, "onnx", enhance, providers, threads, spin)
         except Exception as exc:  # a bad model dir must not kill the node
             self.tracker, self.state = None, "no_model"
             self._model_error = f"cannot load model from {model_dir or '<embedded>'}: {type(exc).__name__}: {exc}"
