@@ -60,6 +60,10 @@ def session_options(threads: int = 1, spin: bool = False):
     options.inter_op_num_threads = 1  # the branches are run one at a time, never in parallel
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "1" if spin else "0")
+    # DarkLighter's activations on dark crops underflow to denormal floats, which x86 computes some 50x
+    # slower: measured 4.1-7.1 s against 87 ms for one teacher template branch. Flushing them to zero changes
+    # values below 1e-38 only.
+    options.add_session_config_entry("session.set_denormal_as_zero", "1")
     return options
 
 
