@@ -19,6 +19,7 @@ COMMANDS = [
     "mlkd_training.commands.darken",
     "mlkd_training.commands.report",
     "mlkd_training.commands.train",
+    "mlkd_training.commands.quantize",
     "mlkd_ros.commands.record",
     "mlkd_ros.commands.replay",
     "mlkd_ros.commands.bag_from_frames",

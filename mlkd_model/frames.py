@@ -19,8 +19,12 @@ class BoxError(ValueError):
     """A box that cannot start or describe a track (outside the frame, zero or NaN size)."""
 
 
-def to_bgr(frame: np.ndarray, color: str) -> np.ndarray:
-    """Validate a frame and return it as contiguous uint8 HxWx3 BGR (no copy when already so)."""
+def check_frame(frame: np.ndarray, color: str) -> np.ndarray:
+    """Validate a frame without converting it: uint8 HxWx3 for bgr / rgb, HxW for gray (HxWx1 is squeezed).
+
+    The tracker crops from the frame as it comes and puts channels in order on the small crop, so a
+    1280x720 rgb or gray frame costs no full-frame colour conversion.
+    """
     if color not in COLOR_ORDERS:
         raise FrameError(f"unknown colour order {color!r}; expected one of {COLOR_ORDERS}")
     if not isinstance(frame, np.ndarray):
@@ -32,13 +36,20 @@ def to_bgr(frame: np.ndarray, color: str) -> np.ndarray:
     if color == "gray":
         if frame.ndim != 2:
             raise FrameError(f"a gray frame must be HxW (or HxWx1), got shape {frame.shape}")
+    elif frame.ndim != 3 or frame.shape[2] != 3:
+        raise FrameError(f"a {color} frame must be HxWx3, got shape {frame.shape}")
+    if frame.shape[0] < 2 or frame.shape[1] < 2:
+        raise FrameError(f"frame is too small to track on: {frame.shape[1]}x{frame.shape[0]}")
+    return frame
+
+
+def to_bgr(frame: np.ndarray, color: str) -> np.ndarray:
+    """Validate a frame and return it as contiguous uint8 HxWx3 BGR (no copy when already so)."""
+    frame = check_frame(frame, color)
+    if color == "gray":
         out = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
     else:
-        if frame.ndim != 3 or frame.shape[2] != 3:
-            raise FrameError(f"a {color} frame must be HxWx3, got shape {frame.shape}")
         out = frame if color == "bgr" else cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
-    if out.shape[0] < 2 or out.shape[1] < 2:
-        raise FrameError(f"frame is too small to track on: {out.shape[1]}x{out.shape[0]}")
     return np.ascontiguousarray(out)
 
 

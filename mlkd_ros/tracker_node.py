@@ -38,7 +38,7 @@ from mlkd_ros.node_help import print_help, wants_help
 from mlkd_ros.ros_params import declare
 from mlkd_ros.track_state import POLICIES, LossRule, TrackState
 
-MODEL_PARAMS = ("model_dir", "providers", "enhance")
+MODEL_PARAMS = ("model_dir", "providers", "enhance", "inference_threads", "inference_spin")
 RULE_PARAMS = ("lost_score", "lost_frames", "stale_after", "max_frame_gap")
 FUTURE_TOLERANCE_S = 0.25  # an init stamped later than now + this is refused (it names no frame yet)
 # An init may name a frame this node never received: camera/image is best effort, depth 1, so a frame is
@@ -55,14 +55,23 @@ class InitError(ValueError):
     """An init that cannot be applied; the current track stays as it was."""
 
 
-def _model_args(model_dir: str, providers, enhance) -> tuple[str | None, tuple[str, ...], bool]:
-    return (None if model_dir in ("", "embedded") else model_dir), tuple(providers), bool(enhance)
+def _model_args(model_dir: str, providers, enhance, threads, spin) -> tuple:
+    """MODEL_PARAMS values -> build_tracker's arguments."""
+    return (
+        (None if model_dir in ("", "embedded") else model_dir),
+        tuple(providers),
+        bool(enhance),
+        int(threads),
+        bool(spin),
+    )
 
 
-def build_tracker(model_dir: str | None, providers: tuple[str, ...], enhance: bool):
+def build_tracker(
+    model_dir: str | None, providers: tuple[str, ...], enhance: bool, threads: int = 1, spin: bool = False
+):
     from mlkd_model.load import load_tracker  # onnx backend: imports onnxruntime, never torch
 
-    return load_tracker(model_dir, backend="onnx", enhance=enhance, providers=providers)
+    return load_tracker(model_dir, "onnx", enhance, providers, threads, spin)
 
 
 class TrackerNode(Node):
@@ -76,6 +85,8 @@ class TrackerNode(Node):
             self, "providers", ["cpu"], "ONNX Runtime providers in preference order: tensorrt, cuda, cpu"
         )
         p["enhance"] = declare(self, "enhance", False, "run the DarkLighter enhancer on every crop (teacher path)")
+        declare(self, "inference_threads", 1, "ONNX Runtime intra-op threads (0 = one per core)", 0, 64)
+        declare(self, "inference_spin", False, "let idle ONNX Runtime threads busy-wait (costs a core)")
         rule = LossRule(
             lost_score=declare(self, "lost_score", 0.2, "score below which a frame counts as low-score", 0.0, 1.0),
             lost_frames=declare(self, "lost_frames", 10, "consecutive low-score frames before 'lost'", 1, 10000),
@@ -254,7 +265,7 @@ class TrackerNode(Node):
             )
         if any(name in MODEL_PARAMS for name in new):
             values = {n: new.get(n, self.get_parameter(n).value) for n in MODEL_PARAMS}
-            args = _model_args(values["model_dir"], values["providers"], values["enhance"])
+            args = _model_args(*(values[n] for n in MODEL_PARAMS))
             alive = time.monotonic() - self._last_frame_t <= rule.stale_after
             try:
                 self._candidate = build_tracker(*args)
@@ -319,9 +330,10 @@ class TrackerNode(Node):
 
     def _load_model(self) -> None:
         """The start-up model; a bad one leaves the node up (no_model) until a good one is set."""
-        model_dir, providers, enhance = _model_args(*(self.get_parameter(n).value for n in MODEL_PARAMS))
+        args = _model_args(*(self.get_parameter(n).value for n in MODEL_PARAMS))
+        model_dir = args[0]
         try:
-            tracker = build_tracker(model_dir, providers, enhance)
+            tracker = build_tracker(*args)
         except Exception as exc:  # a bad model dir must not kill the node
             with self._cv:
                 self.tracker = None
@@ -332,7 +344,7 @@ class TrackerNode(Node):
         self._use_model(tracker)
 
     def _use_model(self, tracker) -> None:
-        model_dir, providers, _ = _model_args(*(self.get_parameter(n).value for n in MODEL_PARAMS))
+        model_dir, providers, *_ = _model_args(*(self.get_parameter(n).value for n in MODEL_PARAMS))
         with self._cv:
             had_track = self.track.tracks_frames
             self.tracker, self._model_error = tracker, ""

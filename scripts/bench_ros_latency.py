@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""Latency of the ROS 2 tracker node at 30 Hz 640x480 input (a benchmark, not a test).
+"""Latency of the ROS 2 tracker node at 30 Hz 640x480 (or --width x --height) input (a benchmark, not a test).
 
 Starts the tracker from launch/ground_station.launch.xml (as the tests do), streams a sequence
 resized to 640x480 bgr8 at --rate Hz, inits on the first frame and measures:
 - latency from the image stamp to the box arriving here (median, p95): the node's stamp-to-publish
   time plus one small-message DDS hop back;
 - pure inference: the same tracker on the same frames in this process, with no ROS around it;
-- the node's overhead = median latency - median inference;
+- the node's overhead = median latency - median inference, and where it goes: from the node's own
+  /diagnostics figures (medians over the run), stamp -> node callback (publisher serialisation, the DDS
+  hop, deserialisation, executor), callback -> box published minus inference (worker hand-off, image
+  view, box / CLE messages), and box published -> received here (the hop back); plus rclpy's
+  (de)serialisation of one such Image timed in this process;
 - frames sent / received by the node / processed / dropped (newest-frame policy) from /diagnostics.
 
     .venv/bin/python scripts/bench_ros_latency.py [--seconds 10] [--rate 30] [--sequence DIR]
@@ -41,10 +45,10 @@ def load_frames(seq: Path, size: tuple[int, int]) -> tuple[list[np.ndarray], np.
     return frames, gt
 
 
-def pure_inference_ms(frames: list[np.ndarray], box, n: int) -> np.ndarray:
+def pure_inference_ms(frames: list[np.ndarray], box, n: int, threads: int, spin: bool) -> np.ndarray:
     from mlkd_model.load import load_tracker
 
-    tracker = load_tracker()
+    tracker = load_tracker(threads=threads, spin=spin)
     tracker.init(frames[0], box)
     times = []
     for i in range(1, n + 1):
@@ -55,6 +59,38 @@ def pure_inference_ms(frames: list[np.ndarray], box, n: int) -> np.ndarray:
     return np.asarray(times)
 
 
+def node_medians(diags: list) -> dict[str, float]:
+    """Medians of the node's latency / processing / inference figures over the diagnostics of the run."""
+    keys = ("latency_ms", "processing_ms", "inference_ms")
+    samples: dict[str, list[float]] = {k: [] for k in keys}
+    for msg in diags:
+        values = {kv.key: kv.value for kv in msg.status[0].values}
+        if values.get("state") in ("tracking", "low_score") and all(values.get(k, "nan") != "nan" for k in keys):
+            for k in keys:
+                samples[k].append(float(values[k]))
+    return {k: round(float(np.median(v)), 2) if v else float("nan") for k, v in samples.items()}
+
+
+def serialisation_ms(frame: np.ndarray, n: int = 30) -> tuple[float, float]:
+    """rclpy's serialise / deserialise of one bgr8 Image of this frame's size, median ms."""
+    from rclpy.serialization import deserialize_message, serialize_message
+    from sensor_msgs.msg import Image
+
+    from mlkd_ros.image_conversion import numpy_to_image
+
+    msg = numpy_to_image(frame)
+    raw = serialize_message(msg)
+    ser, de = [], []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        serialize_message(msg)
+        t1 = time.perf_counter()
+        deserialize_message(raw, Image)
+        de.append(time.perf_counter() - t1)
+        ser.append(t1 - t0)
+    return 1e3 * float(np.median(ser)), 1e3 * float(np.median(de))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=10.0)
@@ -62,6 +98,8 @@ def main() -> int:
     ap.add_argument("--width", type=int, default=640)
     ap.add_argument("--height", type=int, default=480)
     ap.add_argument("--sequence", type=Path, default=DEFAULT_SEQ)
+    ap.add_argument("--threads", type=int, default=1, help="the node's inference_threads (and this process's)")
+    ap.add_argument("--spin", action="store_true", help="the node's inference_spin (and this process's)")
     ap.add_argument("--json", action="store_true", help="print the numbers as JSON too")
     args = ap.parse_args()
 
@@ -83,6 +121,9 @@ def main() -> int:
     os.environ.update(env)  # this process's participant needs the same DDS settings as the node
     log_dir = Path(tempfile.mkdtemp(prefix="bench_ros_"))
     desc = launch_xml.parse_launch(ROOT / "launch" / "ground_station.launch.xml")
+    for spec in desc.nodes:
+        if spec.name == "tracker":
+            spec.params.append({"inference_threads": args.threads, "inference_spin": args.spin})
     procs = launch_xml.start(desc, ["tracker"], env=env, log_dir=log_dir)
 
     ctx = Context()
@@ -134,10 +175,13 @@ def main() -> int:
         rclpy.shutdown(context=ctx)
 
     values = {kv.key: kv.value for kv in diags[-1].status[0].values}
+    node_ms = node_medians(diags)
+    ser_ms, deser_ms = serialisation_ms(frames[0])
     lat = np.asarray(latencies[1:])  # the first box is the init echo, not a tracked frame
-    inf = pure_inference_ms(frames, gt[0], min(len(lat), 300) or 100)
+    inf = pure_inference_ms(frames, gt[0], min(len(lat), 300) or 100, args.threads, args.spin)
     result = {
         "input": f"{args.width}x{args.height} bgr8 at {args.rate:g} Hz for {args.seconds:g} s",
+        "onnxruntime": f"{args.threads} intra-op thread(s), spinning {'on' if args.spin else 'off'}",
         "frames_sent": n,
         "frames_received_by_node": int(values["frames_received"]),
         "frames_processed": int(values["frames_processed"]),
@@ -148,6 +192,12 @@ def main() -> int:
         "pure_inference_ms_median": round(float(np.median(inf)), 2),
         "pure_inference_ms_p95": round(float(np.percentile(inf, 95)), 2),
         "node_overhead_ms_median": round(float(np.median(lat) - np.median(inf)), 2),
+        "node_reported_inference_ms_median": node_ms["inference_ms"],
+        "stamp_to_node_callback_ms_median": round(node_ms["latency_ms"] - node_ms["processing_ms"], 2),
+        "node_callback_to_publish_minus_inference_ms": round(node_ms["processing_ms"] - node_ms["inference_ms"], 2),
+        "box_hop_back_ms_median": round(float(np.median(lat)) - node_ms["latency_ms"], 2),
+        "rclpy_serialise_image_ms": round(ser_ms, 2),
+        "rclpy_deserialise_image_ms": round(deser_ms, 2),
     }
     width = max(map(len, result))
     for k, v in result.items():

@@ -59,6 +59,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--providers", default="cpu", help="ONNX Runtime providers in order of preference, e.g. tensorrt,cuda,cpu"
     )
     p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="ONNX Runtime intra-op threads (default 1, for a 2-core ground station; 0 = one per core)",
+    )
+    p.add_argument("--spin", action="store_true", help="let idle ONNX Runtime threads busy-wait (faster, hogs cores)")
+    p.add_argument(
         "--enhance",
         action="store_true",
         help="run the teacher path: DarkLighter enhances every crop before the tracker",
@@ -77,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
                 "%s has no ground truth for its first frame: give the target box with --init X,Y,W,H", args.source
             )
             return 2
-        tracker = load_tracker(args.model, args.backend, args.enhance, tuple(args.providers.split(",")))
+        providers = tuple(args.providers.split(","))
+        tracker = load_tracker(args.model, args.backend, args.enhance, providers, args.threads, args.spin)
     except (SourceError, ModelDirError, BoxError, ValueError) as exc:
         log.error("%s", exc)
         return 2
@@ -113,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
         "backend": args.backend,
         "providers": tracker.backend.providers if hasattr(tracker.backend, "providers") else None,
         "enhance": args.enhance,
+        "threads": args.threads,
+        "spin": args.spin,
         "frames": len(boxes),
         "fps": fps,
         "git_revision": git_revision(),

@@ -1,0 +1,167 @@
+"""INT8 model directories by ONNX Runtime static quantisation, calibrated on training crops.
+
+The search branch (run every frame) is quantised: weights per channel to int8, activations to uint8,
+QDQ format, so ONNX Runtime's CPU provider fuses them into integer kernels. The template branch runs
+once per track and stays float32, which also keeps the kernels it hands the search branch exact.
+
+Calibration inputs are what the tracker feeds that branch: kernels of a template crop around a
+ground-truth box, and a search crop of a later frame of the same sequence around its ground truth
+(shifted and rescaled a little, as a tracker that is slightly off would crop it), half of the pairs
+darkened by the night simulation. They come from the training split only: a folder named like the
+validation split is refused, so the validation figures stay independent of the quantisation.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from mlkd_model.manifest import ModelDir, read_model_dir, sha256, write_manifest
+from mlkd_model.params import TrackerParams
+from mlkd_model.provenance import git_revision
+from mlkd_model.tracker import get_subwindow, padded_size, to_blob
+from mlkd_training.datasets import Sequence, load_dataset
+from mlkd_training.night import darken, frame_rng, sequence_params
+
+log = logging.getLogger(__name__)
+
+FORBIDDEN_SPLITS = ("val", "validation")
+
+
+class QuantizeError(ValueError):
+    """Quantisation refused (validation data as calibration, a model directory without ONNX branches)."""
+
+
+def calibration_pairs(
+    sequences: list[Sequence], params: TrackerParams, n: int, seed: int, night_fraction: float = 0.5
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(template blob, search blob) pairs from random labelled frames, `night_fraction` of them darkened."""
+    rng = np.random.default_rng(seed)
+    labelled = [
+        (s, np.flatnonzero(np.isfinite(s.boxes).all(axis=1) & (s.boxes[:, 2:] > 0).all(axis=1))) for s in sequences
+    ]
+    labelled = [(s, idx) for s, idx in labelled if len(idx) >= 2]
+    if not labelled:
+        raise QuantizeError("no calibration sequence has two labelled frames")
+    weights = np.array([len(idx) for _, idx in labelled], float)
+    for k in range(n):
+        seq, idx = labelled[rng.choice(len(labelled), p=weights / weights.sum())]
+        j = int(rng.integers(1, len(idx)))
+        i = int(idx[max(0, j - int(rng.integers(1, 60)))])  # template up to 60 labelled frames earlier
+        j = int(idx[j])
+        night = rng.random() < night_fraction
+        night_params = sequence_params(seed + k, seq.name) if night else None
+
+        def frame(t: int, night_params=night_params, seq=seq, k=k) -> np.ndarray:
+            image = seq.image(t)
+            return image if night_params is None else darken(image, night_params, frame_rng(seed + k, seq.name, t))
+
+        z_image, x_image = frame(i), frame(j)
+        avg = z_image.mean(axis=(0, 1))
+        zx, zy, zw, zh = seq.boxes[i]
+        s_z = float(padded_size(zw, zh))
+        z = get_subwindow(z_image, (zx + (zw - 1) / 2, zy + (zh - 1) / 2), params.exemplar_size, round(s_z), avg)
+        xx, xy, xw, xh = seq.boxes[j]
+        scale = float(np.exp(rng.uniform(-0.15, 0.15)))  # a tracker's size estimate a little off
+        s_x = float(padded_size(xw, xh)) * scale * params.instance_size / params.exemplar_size
+        shift = rng.uniform(-0.1, 0.1, 2) * s_x  # and its centre
+        center = (xx + (xw - 1) / 2 + shift[0], xy + (xh - 1) / 2 + shift[1])
+        x = get_subwindow(x_image, center, params.instance_size, round(s_x), x_image.mean(axis=(0, 1)))
+        swap = params.input_order  # crops are BGR: "rgb" swaps them for an RGB network
+        yield to_blob(z, swap), to_blob(x, swap)
+
+
+class _SearchFeeds:
+    """onnxruntime.quantization CalibrationDataReader: kernels (float template branch) + search crop."""
+
+    def __init__(self, model: ModelDir, pairs: Iterator[tuple[np.ndarray, np.ndarray]]) -> None:
+        import onnxruntime as ort
+
+        self.template = ort.InferenceSession(str(model.file("template")), providers=["CPUExecutionProvider"])
+        self.names = [o.name for o in self.template.get_outputs()]
+        self.pairs = pairs
+        self.count = 0
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        pair = next(self.pairs, None)
+        if pair is None:
+            return None
+        z, x = pair
+        kernels = self.template.run(None, {"template": z})
+        self.count += 1
+        return {**dict(zip(self.names, kernels, strict=True)), "search": x}
+
+
+def check_calibration_data(data: Path, sequences: list[Sequence]) -> None:
+    """Refuse a validation split (or one of its sequences) as calibration data, naming the folder."""
+    data = Path(data).resolve()
+    folders = [data, data.parent]
+    for seq in sequences:
+        folders += [f for f in Path(seq.frames[0]).resolve().parents if f.is_relative_to(data)] if seq.frames else []
+    for folder in folders:
+        if folder.name.lower() in FORBIDDEN_SPLITS:
+            raise QuantizeError(
+                f"calibration data {data} is in the {folder.name!r} split ({folder}): use the training split"
+            )
+
+
+def quantize_model(
+    model_dir: str | Path, out_dir: str | Path, data: str | Path, crops: int = 300, seed: int = 0
+) -> Path:
+    """Write `out_dir`: the float template branch, the INT8 search branch and a manifest saying how."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    model = read_model_dir(model_dir)
+    for role in ("template", "search"):
+        model.file(role)  # a ModelDirError naming the missing branch
+    sequences = load_dataset(data)
+    check_calibration_data(Path(data), sequences)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reader = _SearchFeeds(model, calibration_pairs(sequences, model.params, crops, seed))
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "search_prepared.onnx"
+        quant_pre_process(str(model.file("search")), str(prepared), skip_symbolic_shape=True)
+        quantize_static(
+            str(prepared),
+            str(out_dir / "search.onnx"),
+            reader,
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            extra_options={"CalibMaxIntermediateOutputs": 64},
+        )
+    shutil.copyfile(model.file("template"), out_dir / "template.onnx")
+    files = {"template": "template.onnx", "search": "search.onnx"}
+    info = {
+        key: model.info[key] for key in ("inputs", "outputs", "source_checkpoint", "source_sha256") if key in model.info
+    }
+    info["quantization"] = {
+        "tool": "onnxruntime.quantization.quantize_static",
+        "branches": {
+            "search": "int8 (QDQ; weights int8 per channel, activations uint8, MinMax)",
+            "template": "float32",
+        },
+        "source_model": str(model.path),
+        "source_search_sha256": sha256(model.file("search")),
+        "calibration_data": str(data),
+        "calibration_sequences": [s.name for s in sequences],
+        "calibration_crops": reader.count,
+        "night_fraction": 0.5,
+        "seed": seed,
+    }
+    info["exported"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    info["exporter_revision"] = git_revision()
+    info["notes"] = f"INT8 search branch of {model.path.name}"
+    write_manifest(out_dir, model.params, files, info)
+    log.info("INT8 model written to %s (%d calibration crops from %d sequences)", out_dir, reader.count, len(sequences))
+    return out_dir
