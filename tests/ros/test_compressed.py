@@ -67,11 +67,18 @@ def test_tracker_tracks_jpeg_frames_and_reports_bad_ones(launcher, probe, sequen
         publish(msg)
         assert probe.spin_until(lambda t=text: errors_with(diags, t), 10), (text, launcher.log("tracker")[-2000:])
         assert launcher.alive("tracker")
+    # Waiting for each error report took longer than max_frame_gap without a good frame, so the track
+    # was dropped (a video gap is a lost target, issue #14): the node takes a new init and tracks again.
     n = len(boxes)
-    for msg in jpegs[N - 10 :]:
+    for k, msg in enumerate(jpegs[N - 10 :]):
         publish(msg)
+        if k == 1:
+            init_pub.publish(init_msg(jpegs[N - 10].header, gt[N - 10]))
         probe.spin(1 / 30)
-    assert probe.spin_until(lambda: len(boxes) > n + 3, 10), "tracking goes on after bad frames"
+    assert probe.spin_until(lambda: len([m for _, m in boxes[n:] if m.polygon.points]) > 3, 10), (
+        "tracking goes on after bad frames",
+        launcher.log("tracker")[-2000:],
+    )
 
 
 def test_bridge_publishes_jpeg_and_record_keeps_absolute_names(env, probe, sequence, tmp_path):
