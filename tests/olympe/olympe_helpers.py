@@ -9,6 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# What the C++ runtime prints when Olympe's Pdraw aborts the bridge process (see run_in_netns).
+OLYMPE_NATIVE_ABORT = "pure virtual method called"
+
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared"
 CROSSING = SHARED / "data" / "sequences" / "fixtures" / "otb_Crossing"
@@ -74,4 +79,10 @@ def run_in_netns(args: list[str], work: Path, timeout: float = 150) -> dict:
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT ") :])
     logs = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(work.glob("*.log")))
+    bridge_log = work / "olympe_bridge.log"
+    if bridge_log.is_file() and OLYMPE_NATIVE_ABORT in bridge_log.read_text(errors="replace"):
+        # Known, not ours to fix in a test: Olympe's Pdraw sometimes aborts the process natively when an RTSP
+        # server goes away (its own replay coroutine races the destroy). Reported as xfail, not hidden;
+        # any other failure of the scenario still fails the test (docs/olympe.md, Known limits).
+        pytest.xfail(f"Olympe Pdraw native abort ({OLYMPE_NATIVE_ABORT!r}) killed the bridge")
     raise AssertionError(f"scenario failed rc={proc.returncode}\n{proc.stderr[-3000:]}\n{logs}")
