@@ -14,8 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mlkd_model.frames import to_bgr
-from mlkd_model.tracker import SiameseTracker, get_subwindow, to_blob
+from mlkd_model.tracker import SiameseTracker
 
 
 class TemplateUpdatingTracker:
@@ -33,15 +32,13 @@ class TemplateUpdatingTracker:
         self._since = 0
         self.updates = 0
 
-    def _template(self, image: np.ndarray) -> np.ndarray:
+    def _template(self, frame: np.ndarray, color: str) -> np.ndarray:
         t = self.tracker
-        s_z = round(t._context_size())
-        z = get_subwindow(image, t.center, t.params.exemplar_size, s_z, t.channel_average)
-        return to_blob(z, t.params.input_order)
+        return t.template_blob(frame, t.center, t.size, t.channel_average, color)
 
     def init(self, frame: np.ndarray, box: Sequence[float], color: str = "bgr") -> None:
         self.tracker.init(frame, box, color)
-        self._first = self._template(to_bgr(frame, color)).astype(np.float32)
+        self._first = self._template(frame, color).astype(np.float32)
         self._since = 0
         self.updates = 0
 
@@ -49,7 +46,7 @@ class TemplateUpdatingTracker:
         box, score = self.tracker.track(frame, color)
         self._since += 1
         if score >= self.threshold and self._since >= self.interval and self._first is not None:
-            now = self._template(to_bgr(frame, color))
+            now = self._template(frame, color)
             self.tracker.backend.set_template((1 - self.rate) * self._first + self.rate * now)
             self._since = 0
             self.updates += 1

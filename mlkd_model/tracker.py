@@ -235,12 +235,18 @@ class SiameseTracker:
         size = np.array([w, h])
         mean = image.mean(axis=(0, 1))  # in the frame's order; channel_average is BGR
         channel_average = np.repeat(mean, 3) if color == "gray" else mean[::-1] if color == "rgb" else mean
-        s_z = round(context_size(size, self.params.context_amount))
-        z = get_subwindow(image, center, self.params.exemplar_size, s_z, _pad_value(channel_average, color))
-        self.backend.set_template(to_blob(z, self._swap(color)))  # the backend's own commit point
+        self.backend.set_template(self.template_blob(image, center, size, channel_average, color))  # commit point
         self._prepare()
         self.center, self.size, self.channel_average = center, size, channel_average
         self.initialized = True
+
+    def template_blob(
+        self, image: np.ndarray, center: np.ndarray, size: np.ndarray, channel_average: np.ndarray, color: str
+    ) -> np.ndarray:
+        """The network's template input: the context crop around a target of `size` at `center`."""
+        s_z = round(context_size(size, self.params.context_amount))
+        z = get_subwindow(image, center, self.params.exemplar_size, s_z, _pad_value(channel_average, color))
+        return to_blob(z, self._swap(color))
 
     def _pad_value(self, color: str) -> np.ndarray:
         return _pad_value(self.channel_average, color)
