@@ -372,15 +372,22 @@ def scenario_e2e(ns: argparse.Namespace) -> dict:
         out["arm"] = [arm.success, arm.message]
         t_arm = time.time()
         spin_for(node, ns.armed)
-        # Pair each PCMD with the newest box the follow controller could have seen (0.1 s earlier).
-        pairs = []
-        boxes = [(t, b) for t, _, b in node.boxes if b is not None]
+        # Pair each PCMD with the newest box the follow controller could have seen (0.1 s earlier). A PCMD
+        # with no box for about the controller's timeout, or near a lost/stale report (empty box), is a hover
+        # on doubt, which is right and tested below; it says nothing about the turn's sign: left out here.
+        pairs, doubt = [], 0
         for p in read_pcmds(drone_log):
-            prior = [b for t, b in boxes if t <= p["t"] - 0.1]
-            if prior and p["t"] > t_arm + 0.3:
-                cx = prior[-1][0] + (prior[-1][2] - 1) / 2
-                pairs.append((cx - 180.0, p["yaw"], p["roll"], p["pitch"], p["gaz"]))
-        out["pairs"] = pairs
+            if p["t"] <= t_arm + 0.3:
+                continue
+            prior = [(t, b) for t, _, b in node.boxes if t <= p["t"] - 0.1]
+            recent = [b for t, _, b in node.boxes if p["t"] - 0.6 <= t <= p["t"]]
+            stale = not prior or p["t"] - prior[-1][0] > 0.4  # the follow controller's timeout is 0.5 s
+            if stale or prior[-1][1] is None or any(b is None for b in recent):
+                doubt += 1
+                continue
+            box = prior[-1][1]
+            pairs.append((box[0] + (box[2] - 1) / 2 - 180.0, p["yaw"], p["roll"], p["pitch"], p["gaz"]))
+        out["pairs"], out["pcmds_on_doubt"] = pairs, doubt
         out["tracking_cle"] = node.box_errors(t_enable)
         spin_for(node, 30.0, until=lambda: rec.poll() is not None)  # keep observing while the recorder ends
         # Video stops: kill the RTSP server. Commands must fall back to hover.

@@ -51,7 +51,8 @@ def test_turns_toward_target(e2e):
     offset, yaw = pairs[:, 0], pairs[:, 1]
     clear = np.abs(offset) > 25  # outside the follow controller's deadband, with margin for its lag
     assert clear.sum() > 30
-    assert np.all(np.sign(yaw[clear]) == np.sign(offset[clear])), "Parrot yaw > 0 turns right, toward x > 0"
+    signs_agree = np.sign(yaw[clear]) == np.sign(offset[clear])
+    assert np.all(signs_agree), ("Parrot yaw > 0 turns right, toward x > 0", pairs[clear][~signs_agree])
     assert np.all(pairs[:, 2] == 0)  # the follow controller never strafes
     rank = lambda v: np.argsort(np.argsort(v))  # noqa: E731
     assert np.corrcoef(rank(offset), rank(yaw))[0, 1] > 0.9  # monotonic relation (Spearman)
