@@ -20,15 +20,17 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from mlkd_model.datasets import DatasetError, Sequence, load_dataset
 from mlkd_model.families import get_family
 from mlkd_model.families.registry import TRAIN_SEARCH_SIZE
-from mlkd_training.datasets import DatasetError, Sequence, load_dataset
+from mlkd_model.tracker import context_size
 from mlkd_training.night import NightParams, NightRanges, crop_light_field, darken
 
 log = logging.getLogger(__name__)
 
 EXEMPLAR_SIZE = 127
 SEARCH_SIZE = TRAIN_SEARCH_SIZE
+CONTEXT_AMOUNT = 0.5  # as the trackers' configs (TrackerParams.context_amount)
 
 
 @dataclass
@@ -61,15 +63,12 @@ class DataConfig:
         return dataclasses.replace(base, brightness=(lo, hi * self.milder))
 
 
-def valid_frames(seq: Sequence) -> np.ndarray:
+def trainable_frames(seq: Sequence) -> np.ndarray:
+    """Frames whose box is finite and wider and taller than 1 px: stricter than "labelled"
+    (mlkd_model.boxes), as a sub-pixel box makes a degenerate crop and target."""
     b = seq.boxes
     ok = np.isfinite(b).all(1) & (b[:, 2] > 1) & (b[:, 3] > 1)
     return np.flatnonzero(ok)
-
-
-def context_size(w: float, h: float, amount: float = 0.5) -> float:
-    p = amount * (w + h)
-    return float(np.sqrt((w + p) * (h + p)))
 
 
 def crop(
@@ -111,10 +110,10 @@ class PairDataset(Dataset):
 
     def __init__(self, sequences: list[Sequence], family: str, cfg: DataConfig, seed: int = 0) -> None:
         self.cfg, self.family, self.seed = cfg, family, seed
-        self.sequences = [s for s in sequences if len(valid_frames(s)) >= 2]
+        self.sequences = [s for s in sequences if len(trainable_frames(s)) >= 2]
         if not self.sequences:
             raise DatasetError("no sequence with at least two labelled frames to sample training pairs from")
-        self.valid = [valid_frames(s) for s in self.sequences]
+        self.valid = [trainable_frames(s) for s in self.sequences]
         counts = np.array([len(v) for v in self.valid], np.float64)
         self.seq_prob = counts / counts.sum()
         self.target = get_family(family).target(cfg)
@@ -169,10 +168,10 @@ class PairDataset(Dataset):
             return sc, sh  # type: ignore[return-value]
 
         zc = (z_box[0] + (z_box[2] - 1) / 2, z_box[1] + (z_box[3] - 1) / 2)
-        s_z = context_size(z_box[2], z_box[3])
+        s_z = context_size(z_box[2:], CONTEXT_AMOUNT)
         z_patch, m_z = crop(z_img, zc, s_z, EXEMPLAR_SIZE, *aug(cfg.template_scale, cfg.template_shift))
         xc = (x_box[0] + (x_box[2] - 1) / 2, x_box[1] + (x_box[3] - 1) / 2)
-        s_x = context_size(x_box[2], x_box[3]) * SEARCH_SIZE / EXEMPLAR_SIZE
+        s_x = context_size(x_box[2:], CONTEXT_AMOUNT) * SEARCH_SIZE / EXEMPLAR_SIZE
         x_patch, m = crop(x_img, xc, s_x, SEARCH_SIZE, *aug(cfg.search_scale, cfg.search_shift))
         box = map_box(m, x_box)
         sample = {"box": torch.from_numpy(box.astype(np.float32)), "skipped": torch.tensor(skipped)}
