@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlkd_model.export import export_checkpoint
+    from mlkd_model.export import export_checkpoint  # without torch: mlkd_model.cli says which profile
     from mlkd_model.nets.checkpoint import CheckpointError
 
     try:

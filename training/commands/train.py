@@ -63,9 +63,6 @@ def run(args: argparse.Namespace) -> int:
         cmd += ["--max-steps", str(args.max_steps)] if args.max_steps is not None else []
         log.info("launching: %s", " ".join(cmd))
         return subprocess.call(cmd)
-    try:
-        from mlkd_training.trainer import run_from_args
-    except ImportError as exc:
-        log.error("training needs %s; install requirements/train.txt (scripts/setup.sh train)", exc.name or exc)
-        return 2
+    from mlkd_training.trainer import run_from_args  # without torch: mlkd_model.cli says which profile
+
     return run_from_args(args)
