@@ -8,14 +8,19 @@ the two cannot drift apart.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
-from mlkd_model.families.registry import TRAIN_SEARCH_SIZE, Family, TargetCounts, keep_at_most, register, score_grid
-
-if TYPE_CHECKING:
-    from mlkd_model.params import TrackerParams
+from mlkd_model.families.registry import (
+    TRAIN_SEARCH_SIZE,
+    Family,
+    GridParams,
+    TargetCounts,
+    keep_at_most,
+    register,
+    score_grid,
+)
 
 
 def point_grid(size: int, stride: int) -> np.ndarray:
@@ -24,7 +29,7 @@ def point_grid(size: int, stride: int) -> np.ndarray:
     return np.stack([xx.ravel(), yy.ravel()], axis=1)
 
 
-def generate_points(params: TrackerParams) -> np.ndarray:
+def generate_points(params: GridParams) -> np.ndarray:
     return point_grid(params.score_size, params.stride)
 
 
@@ -85,7 +90,7 @@ class NanoTrack(Family):
     kd_reg_range = (-3.0, 3.0)
     target = PointTarget
 
-    def prior(self, params: TrackerParams) -> np.ndarray:
+    def prior(self, params: GridParams) -> np.ndarray:
         return generate_points(params)
 
     def decode(self, delta: np.ndarray, prior: np.ndarray) -> np.ndarray:

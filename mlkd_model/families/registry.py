@@ -16,10 +16,17 @@ import numpy as np
 if TYPE_CHECKING:
     from torch import nn
 
-    from mlkd_model.params import TrackerParams
-
 # Side of the search crop while training (the tracker may search a larger one, e.g. 287 for SiamRPN).
 TRAIN_SEARCH_SIZE = 255
+
+
+class GridParams(Protocol):
+    """The part of mlkd_model.params.TrackerParams that priors are made from (params imports this module)."""
+
+    score_size: int
+    stride: int
+    anchor_ratios: tuple[float, ...]
+    anchor_scales: tuple[float, ...]
 
 
 class TargetCounts(Protocol):
@@ -44,7 +51,7 @@ class Family:
     kd_reg_range: ClassVar[tuple[float, float]]  # bins of the distilled regression values (kd_reg_values)
     target: ClassVar[Callable[[TargetCounts], Callable[..., dict[str, np.ndarray]]]]  # training target maker
 
-    def prior(self, params: TrackerParams) -> np.ndarray:
+    def prior(self, params: GridParams) -> np.ndarray:
         """One row per candidate of the score map: anchors (cx, cy, w, h) or points (x, y), crop-centred."""
         raise NotImplementedError
 

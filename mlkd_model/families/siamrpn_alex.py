@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
-from mlkd_model.families.registry import TRAIN_SEARCH_SIZE, Family, TargetCounts, keep_at_most, register, score_grid
-
-if TYPE_CHECKING:
-    from mlkd_model.params import TrackerParams
+from mlkd_model.families.registry import (
+    TRAIN_SEARCH_SIZE,
+    Family,
+    GridParams,
+    TargetCounts,
+    keep_at_most,
+    register,
+    score_grid,
+)
 
 
 def anchor_grid(size: int, stride: int, ratios: Sequence[float], scales: Sequence[float]) -> np.ndarray:
@@ -37,7 +42,7 @@ def anchor_grid(size: int, stride: int, ratios: Sequence[float], scales: Sequenc
     return anchors.reshape(-1, 4)
 
 
-def generate_anchors(params: TrackerParams) -> np.ndarray:
+def generate_anchors(params: GridParams) -> np.ndarray:
     return anchor_grid(params.score_size, params.stride, params.anchor_ratios, params.anchor_scales)
 
 
@@ -111,7 +116,7 @@ class SiamRPNAlex(Family):
     kd_reg_range = (-2.0, 2.0)  # deltas in anchor widths and log-scale: L_KDR bins them as they are
     target = AnchorTarget
 
-    def prior(self, params: TrackerParams) -> np.ndarray:
+    def prior(self, params: GridParams) -> np.ndarray:
         return generate_anchors(params)
 
     def decode(self, delta: np.ndarray, prior: np.ndarray) -> np.ndarray:
