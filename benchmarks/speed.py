@@ -148,13 +148,13 @@ def main() -> None:
     clip = [cv2.imread(str(p)) for p in paths]
 
     from mlkd_model.export import export_model
-    from mlkd_model.nets.build import build_tracker
+    from mlkd_model.nets.alexnet_rpn import SiamRPNAlex
     from mlkd_training.quantize import quantize_model
 
     with tempfile.TemporaryDirectory() as tmp:
         alex_dir = None
         if args.all:
-            alex = build_tracker("siamrpn_alex")
+            alex = SiamRPNAlex().eval()
             alex_dir = export_model(alex, Path(tmp) / "alex", enhancer_checkpoint=MODEL_DIR / "darklighter.pth")
         int8_dir = args.int8 or quantize_model(
             MODEL_DIR, Path(tmp) / "int8", SHARED / "data" / "sequences" / "train", crops=100

@@ -1,7 +1,9 @@
 """`mlkd` command line: one sub-command per module, each registering its own parser.
 
 Sub-command modules are imported lazily when their parser is built, so `mlkd track` on a
-ground-station install (no torch) never imports the training stack.
+ground-station install (no torch) never imports the training stack. A command whose optional
+dependencies are not installed (torch, the ROS wheels) says which install profile brings them and
+exits with 2 (`mlkd_model.commands.missing_dependency`), whether its module or its run lacks them.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import argparse
 import importlib
 import logging
 import sys
+
+from mlkd_model.commands import missing_dependency
 
 # Each module defines `register(subparsers)`, which adds one parser and sets `func=handler(args) -> int`.
 COMMANDS = [
@@ -20,6 +24,7 @@ COMMANDS = [
     "mlkd_training.commands.report",
     "mlkd_training.commands.train",
     "mlkd_training.commands.quantize",
+    "mlkd_training.commands.select",
     "mlkd_ros.commands.record",
     "mlkd_ros.commands.replay",
     "mlkd_ros.commands.bag_from_frames",
@@ -38,19 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ImportError as exc:  # e.g. training commands on a runtime-only install
-            missing = exc.name or str(exc)
-            stub = sub.add_parser(name.rsplit(".", 1)[1].replace("_", "-"), help=f"(unavailable: needs {missing})")
-            stub.set_defaults(func=lambda _a, m=missing: _unavailable(m))
+            stub = sub.add_parser(name.rsplit(".", 1)[1].replace("_", "-"), help=f"(unavailable: needs {exc.name})")
+            stub.set_defaults(func=lambda _a, e=exc: missing_dependency(e))
             continue
         module.register(sub)
     return parser
-
-
-def _unavailable(missing: str) -> int:
-    logging.getLogger("mlkd").error(
-        "this command needs %s, which is not installed; run `scripts/setup.sh train` (or dev)", missing
-    )
-    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except ModuleNotFoundError as exc:  # an optional dependency a command imports when it runs
+        if (exc.name or "").split(".")[0].startswith("mlkd"):
+            raise  # our own module missing is a bug, not an install profile
+        return missing_dependency(exc)
 
 
 if __name__ == "__main__":

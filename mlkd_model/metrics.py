@@ -11,7 +11,7 @@ Boxes are N x 4 x,y,w,h (top-left, pixels). Conventions, and where they differ f
   linspace(0, 0.5, 51), reported at 0.2;
 - frames whose ground truth is missing (NaN or a zero/negative size) are excluded and counted. pysot
   instead keeps them in the denominator (failures for success, *successes* for precision, a quirk of its
-  -1 placeholder distance); excluding them is the documented choice here and in DESIGN.md;
+  -1 placeholder distance); excluding them is the documented choice (docs/evaluation.md);
 - a predicted row of NaN (tracker gave no box) counts as a failure at every threshold;
 - dataset scores are means over sequences of the per-sequence curves (pysot and got10k alike).
 """
@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+
+from mlkd_model.boxes import labelled_mask
 
 SUCCESS_THRESHOLDS = np.linspace(0.0, 1.0, 21)
 PRECISION_THRESHOLDS = np.arange(0, 51, 1).astype(np.float64)
@@ -40,10 +42,8 @@ def _as_boxes(boxes: np.ndarray | list) -> np.ndarray:
 
 
 def valid_mask(gt: np.ndarray) -> np.ndarray:
-    """Frames with usable ground truth: all finite and a positive width and height."""
-    gt = _as_boxes(gt)
-    with np.errstate(invalid="ignore"):
-        return np.all(np.isfinite(gt), axis=1) & (gt[:, 2] > 0) & (gt[:, 3] > 0)
+    """Frames with usable ground truth: all finite and a positive width and height (labelled)."""
+    return labelled_mask(_as_boxes(gt))
 
 
 def centers(boxes: np.ndarray) -> np.ndarray:

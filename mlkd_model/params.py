@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-FAMILIES = ("nanotrack", "siamrpn_alex")
+from mlkd_model.families import get_family
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,7 @@ class TrackerParams:
     anchor_scales: tuple[float, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        if self.family not in FAMILIES:
-            raise ValueError(f"unknown tracker family {self.family!r}; expected one of {FAMILIES}")
+        family = get_family(self.family)  # ValueError naming the known families
         if self.input_order not in ("bgr", "rgb"):
             raise ValueError(f"input_order must be 'bgr' or 'rgb', got {self.input_order!r}")
         # Checked here, at load, so a bad manifest is refused at once rather than failing on the first frame.
@@ -48,7 +47,7 @@ class TrackerParams:
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {v!r}")
-        if self.family == "siamrpn_alex" and not (self.anchor_ratios and self.anchor_scales):
+        if family.anchor_based and not (self.anchor_ratios and self.anchor_scales):
             raise ValueError("an anchor-based family needs anchor_ratios and anchor_scales")
         if any(not v > 0 for v in (*self.anchor_ratios, *self.anchor_scales)):
             raise ValueError(f"anchor ratios and scales must be positive: {self.anchor_ratios}, {self.anchor_scales}")
@@ -80,31 +79,5 @@ class TrackerParams:
 
 
 def default_params(family: str) -> TrackerParams:
-    """Defaults of each family, as their official tracking configs set them."""
-    if family == "nanotrack":
-        # NanoTrack v2 release config (penalty 0.148, window 0.462, lr 0.39); 255 -> 16x16, stride 16.
-        return TrackerParams(
-            family="nanotrack",
-            exemplar_size=127,
-            instance_size=255,
-            score_size=16,
-            stride=16,
-            penalty_k=0.148,
-            window_influence=0.462,
-            lr=0.39,
-        )
-    if family == "siamrpn_alex":
-        # pysot siamrpn_alex_dwxcorr / the MLKD configs: 287 -> 21x21, stride 8, 5 anchors.
-        return TrackerParams(
-            family="siamrpn_alex",
-            exemplar_size=127,
-            instance_size=287,
-            score_size=21,
-            stride=8,
-            penalty_k=0.16,
-            window_influence=0.40,
-            lr=0.30,
-            anchor_ratios=(0.33, 0.5, 1.0, 2.0, 3.0),
-            anchor_scales=(8.0,),
-        )
-    raise ValueError(f"unknown tracker family {family!r}; expected one of {FAMILIES}")
+    """Defaults of each family, as their official tracking configs set them (mlkd_model/families/)."""
+    return TrackerParams(family=family, **get_family(family).defaults)

@@ -9,6 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mlkd_model.boxes import bounding_box, is_labelled
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 
 
@@ -59,10 +61,10 @@ def _first_gt_box(gt: Path) -> tuple[float, float, float, float] | None:
     for line in gt.read_text().splitlines():
         line = line.split("#", 1)[0]
         values = [float(v) for v in line.replace(",", " ").replace("\t", " ").split()]
-        if len(values) >= 4 and all(np.isfinite(values[:4])) and values[2] > 0 and values[3] > 0:
+        if len(values) >= 4 and is_labelled(values[:4]):
             if len(values) == 8:  # polygon -> axis-aligned box
-                xs, ys = values[0::2], values[1::2]
-                return min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)
+                x, y, w, h = (float(v) for v in bounding_box(values[0::2], values[1::2]))
+                return x, y, w, h
             return values[0], values[1], values[2], values[3]
         return None  # first frame unlabelled: the user must give --init
     return None

@@ -14,6 +14,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from mlkd_model.families import get_family
 from mlkd_model.frames import check_box, check_frame
 from mlkd_model.params import TrackerParams
 
@@ -99,36 +100,6 @@ def to_blob(patch: np.ndarray, order: str, out: np.ndarray | None = None, planes
     return out
 
 
-def generate_anchors(params: TrackerParams) -> np.ndarray:
-    """pysot anchors as (cx, cy, w, h) rows, ordered anchor-major then row-major over the score map."""
-    base = params.stride * params.stride
-    shapes = []
-    for ratio in params.anchor_ratios:
-        ws = int(np.sqrt(base / ratio))
-        hs = int(ws * ratio)
-        for scale in params.anchor_scales:
-            shapes.append((ws * scale, hs * scale))
-    n, size = len(shapes), params.score_size
-    origin = -(size // 2) * params.stride
-    grid = origin + params.stride * np.arange(size, dtype=np.float32)
-    xx, yy = np.meshgrid(grid, grid)
-    anchors = np.zeros((n, size * size, 4), np.float32)
-    anchors[:, :, 0] = xx.ravel()
-    anchors[:, :, 1] = yy.ravel()
-    anchors[:, :, 2] = np.array([s[0] for s in shapes], np.float32)[:, None]
-    anchors[:, :, 3] = np.array([s[1] for s in shapes], np.float32)[:, None]
-    return anchors.reshape(-1, 4)
-
-
-def generate_points(params: TrackerParams) -> np.ndarray:
-    """Anchor-free sample points (x, y) relative to the crop centre, row-major over the score map."""
-    size = params.score_size
-    origin = -(size // 2) * params.stride
-    grid = origin + params.stride * np.arange(size, dtype=np.float32)
-    xx, yy = np.meshgrid(grid, grid)
-    return np.stack([xx.ravel(), yy.ravel()], axis=1)
-
-
 def _softmax_fg(cls: np.ndarray, dtype: type = np.float64) -> np.ndarray:
     """Foreground probability from a 1 x (2*A) x H x W map laid out [class][anchor] (A = 1 anchor-free)."""
     logits = cls.reshape(2, -1).astype(dtype, copy=False)
@@ -143,15 +114,7 @@ def decode(
     """Network outputs -> (foreground score per candidate, boxes cx,cy,w,h in crop pixels from the centre)."""
     score = _softmax_fg(cls, dtype)
     delta = loc.reshape(4, -1).astype(dtype, copy=False)
-    px, py = prior[:, 0], prior[:, 1]
-    if params.family == "siamrpn_alex":
-        aw, ah = prior[:, 2], prior[:, 3]
-        boxes = np.stack([delta[0] * aw + px, delta[1] * ah + py, np.exp(delta[2]) * aw, np.exp(delta[3]) * ah])
-    else:  # anchor-free: distances to the left, top, right, bottom edges
-        x1, y1 = px - delta[0], py - delta[1]
-        x2, y2 = px + delta[2], py + delta[3]
-        boxes = np.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1])
-    return score, boxes
+    return score, get_family(params.family).decode(delta, prior)
 
 
 def padded_size(w: np.ndarray | float, h: np.ndarray | float) -> np.ndarray:
@@ -208,15 +171,12 @@ class SiameseTracker:
         """Per-track constants and buffers from the current params (they may be replaced before init)."""
         p = self.params
         n = p.score_size
+        family = self._family = get_family(p.family)
+        self._prior = family.prior(p).astype(np.float64)
         window = np.outer(np.hanning(n), np.hanning(n)).ravel()
-        if p.family == "siamrpn_alex":
-            self._prior = generate_anchors(p).astype(np.float64)
-            window = np.tile(window, p.anchor_num)
-        else:
-            self._prior = generate_points(p).astype(np.float64)
+        window = np.tile(window, len(self._prior) // window.size)  # one window per anchor shape
         self._window = window
-        anchors = p.family == "siamrpn_alex"
-        self._anchor_wh = np.ascontiguousarray(self._prior[:, 2:].T, np.float32) if anchors else None
+        self._rank_constants = family.rank_constants(self._prior)
         self._window_term = (window * p.window_influence).astype(np.float32)
         self._log_weight_k = math.log(1 - p.window_influence) + p.penalty_k if p.window_influence < 1 else -math.inf
         s = p.instance_size
@@ -298,10 +258,7 @@ class SiameseTracker:
         inv_target = 1.0 / math.sqrt((target_w + pad) * (target_h + pad))
         c, d = cls.reshape(2, -1), loc.reshape(4, -1)
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-            if self._anchor_wh is None:  # anchor-free: w = left + right, h = top + bottom
-                w, h = d[:2] + d[2:]
-            else:
-                w, h = np.exp(d[2:]) * self._anchor_wh
+            w, h = self._family.rank_sizes(d, self._rank_constants)
             pad = (w + h) * 0.5
             scale = np.sqrt((w + pad) * (h + pad)) * inv_target
             ratio = h / w * target_ratio
@@ -318,18 +275,12 @@ class SiameseTracker:
         compute them in float64, in Python scalars; None where they would meet a NaN or infinity."""
         l0, l1 = (float(v) for v in cls.reshape(2, -1)[:, best])
         d0, d1, d2, d3 = (float(v) for v in loc.reshape(4, -1)[:, best])
-        px, py = float(self._prior[best, 0]), float(self._prior[best, 1])
         target_w, target_h, target_ratio = target
         try:
             m = max(l0, l1)
             e0, e1 = math.exp(l0 - m), math.exp(l1 - m)
             score = e1 / (e0 + e1)
-            if self.params.family == "siamrpn_alex":
-                aw, ah = float(self._prior[best, 2]), float(self._prior[best, 3])
-                box = (d0 * aw + px, d1 * ah + py, math.exp(d2) * aw, math.exp(d3) * ah)
-            else:
-                x1, y1, x2, y2 = px - d0, py - d1, px + d2, py + d3
-                box = ((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1)
+            box = self._family.decode_one((d0, d1, d2, d3), self._prior[best])
             w, h = box[2], box[3]
             pad, target_pad = (w + h) * 0.5, (target_w + target_h) * 0.5
             scale = math.sqrt((w + pad) * (h + pad)) / math.sqrt((target_w + target_pad) * (target_h + target_pad))

@@ -23,6 +23,9 @@ from rosbags.rosbag2 import Reader, Writer
 from rosbags.rosbag2.writer import StoragePlugin
 from rosbags.typesys import Stores, get_typestore
 
+from mlkd_model.boxes import bounding_box, corners, is_labelled
+from mlkd_ros.stamps import stamp_ns
+
 log = logging.getLogger("mlkd.bag")
 
 IMAGE_TOPIC = "camera/image"
@@ -104,10 +107,7 @@ def image_msg(bgr: np.ndarray, t_ns: int):
 def box_msg(box, t_ns: int):
     """x,y,w,h -> 4-corner PolygonStamped (the tracker's convention); NaN box -> empty polygon."""
     pt = TYPESTORE.types["geometry_msgs/msg/Point32"]
-    pts = []
-    if box is not None and np.all(np.isfinite(box)) and box[2] > 0 and box[3] > 0:
-        x, y, w, h = (float(v) for v in box)
-        pts = [pt(x=x, y=y, z=0.0), pt(x=x + w, y=y, z=0.0), pt(x=x + w, y=y + h, z=0.0), pt(x=x, y=y + h, z=0.0)]
+    pts = [pt(x=x, y=y, z=0.0) for x, y in corners(box)] if is_labelled(box) else []
     poly = TYPESTORE.types["geometry_msgs/msg/Polygon"](points=pts)
     return TYPESTORE.types["geometry_msgs/msg/PolygonStamped"](header=_header(t_ns), polygon=poly)
 
@@ -116,9 +116,7 @@ def polygon_box(poly) -> np.ndarray:
     """Polygon (typestore or rclpy) -> x,y,w,h of its bounding box; NaNs when empty."""
     if not poly.points:
         return np.full(4, np.nan)
-    xs = np.array([p.x for p in poly.points])
-    ys = np.array([p.y for p in poly.points])
-    return np.array([xs.min(), ys.min(), xs.max() - xs.min(), ys.max() - ys.min()])
+    return bounding_box([p.x for p in poly.points], [p.y for p in poly.points])
 
 
 def bag_from_frames(
@@ -225,24 +223,16 @@ def _read_mcap(path: Path, files: list[Path], wanted: set[str] | None) -> Iterat
 
 
 def image_array(msg) -> np.ndarray:
-    """A typestore sensor_msgs/Image (bgr8, rgb8, mono8) or CompressedImage (JPEG, PNG) -> BGR array."""
-    import cv2
+    """A typestore sensor_msgs/Image or CompressedImage -> BGR array, by the live node's own conversion."""
+    from mlkd_model.frames import to_bgr
+    from mlkd_ros.image_conversion import ImageConversionError, image_to_numpy
 
-    from mlkd_ros.image_conversion import ImageConversionError, compressed_to_numpy
-
-    if hasattr(msg, "format"):
-        try:
-            img, color = compressed_to_numpy(msg)
-        except ImageConversionError as exc:
-            raise BagError(f"bad compressed frame in the bag: {exc}") from exc
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if color == "gray" else img
-    buf = np.asarray(msg.data, dtype=np.uint8)
-    if msg.encoding in ("bgr8", "rgb8"):
-        img = buf.reshape(msg.height, msg.step)[:, : msg.width * 3].reshape(msg.height, msg.width, 3)
-        return img if msg.encoding == "bgr8" else cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
-    if msg.encoding == "mono8":
-        return cv2.cvtColor(buf.reshape(msg.height, msg.step)[:, : msg.width], cv2.COLOR_GRAY2BGR)
-    raise BagError(f"unsupported image encoding {msg.encoding!r} in the bag")
+    try:
+        img, color = image_to_numpy(msg)
+    except ImageConversionError as exc:
+        kind = "compressed frame" if hasattr(msg, "format") else "image"
+        raise BagError(f"bad {kind} in the bag: {exc}") from exc
+    return to_bgr(img, color)
 
 
 def bag_topics(path: str | Path) -> set[str]:
@@ -269,10 +259,6 @@ def image_topic(path: str | Path, topic: str | None = None) -> str:
         if t in topics:
             return t
     raise BagError(f"bag {path} has no {' or '.join('/' + t for t in candidates)} messages; it has {sorted(topics)}")
-
-
-def stamp_ns(header) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 def read_frames(path: str | Path, topic: str | None = None) -> Iterator[tuple[int, np.ndarray]]:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mlkd_model.boxes import labelled_mask
 from mlkd_model.metrics import center_error, evaluate_sequence
 
 log = logging.getLogger("mlkd.cle")
@@ -47,7 +48,7 @@ def evaluate(gt: np.ndarray, results: Mapping[str, np.ndarray]) -> list[TrackerC
             raise ValueError(f"{name}: {len(boxes)} boxes for {len(gt)} ground-truth frames")
         res = evaluate_sequence(boxes, gt)
         cle = center_error(boxes, gt)  # NaN-safe per frame: NaN rows give NaN (or inf for lost, below)
-        cle = np.where(np.isfinite(gt).all(axis=1) & (gt[:, 2] > 0) & (gt[:, 3] > 0), cle, np.nan)
+        cle = np.where(labelled_mask(gt), cle, np.nan)
         out.append(
             TrackerCle(name, boxes, cle, res.auc, res.precision, res.norm_precision, res.n_frames, res.n_excluded)
         )

@@ -32,7 +32,6 @@ class CleLogger(Node):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.file = path.open("w")
         self.file.write(HEADER)
-        self.cle: dict[tuple[int, int], PointStamped] = {}
         # The CLE of a box is published right after it; keep boxes until their CLE arrives.
         self.boxes: dict[tuple[int, int], PolygonStamped] = {}
         self.create_subscription(PolygonStamped, "tracker/box", self._on_box, CONTROL_QOS)

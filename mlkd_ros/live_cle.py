@@ -9,18 +9,13 @@ being measured against the image centre; a ground truth saying "no box" means no
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Hashable
 from dataclasses import dataclass
 
 import numpy as np
 
-from mlkd_ros.boxes import Box, center
-
-
-def valid(box: Box | None) -> bool:
-    return box is not None and all(math.isfinite(v) for v in box) and box[2] > 0 and box[3] > 0
+from mlkd_model.boxes import Box, center, is_labelled
 
 
 @dataclass(frozen=True)
@@ -52,7 +47,7 @@ class CleMatcher:
             self._by_stamp[stamp] = box
             self._trim(self._by_stamp, self.keep)
             waiting = self._waiting.pop(stamp, None)
-        if waiting is not None and valid(box):
+        if waiting is not None and is_labelled(box):
             return Cle(waiting[0], waiting[1], center(box))
         return None
 
@@ -68,7 +63,7 @@ class CleMatcher:
                 return None
         if gt is None and self.gt_file is not None and index is not None and index < len(self.gt_file):
             gt = tuple(float(v) for v in self.gt_file[index])
-        if valid(gt):
+        if is_labelled(gt):
             return Cle(key, box_center, center(gt))
         if self.gt_topic:
             return None  # the topic said this frame has no ground truth

@@ -22,10 +22,6 @@ class Pcmd:
     yaw: int = 0
     gaz: int = 0
 
-    @property
-    def is_hover(self) -> bool:
-        return not (self.roll or self.pitch or self.yaw or self.gaz)
-
 
 HOVER = Pcmd()
 

@@ -36,6 +36,7 @@ from mlkd_ros.image_conversion import ImageConversionError, image_to_numpy
 from mlkd_ros.live_cle import CleMatcher
 from mlkd_ros.node_help import print_help, wants_help
 from mlkd_ros.ros_params import declare
+from mlkd_ros.stamps import stamp_ns
 from mlkd_ros.track_state import POLICIES, LossRule, TrackState
 
 MODEL_PARAMS = ("model_dir", "providers", "enhance", "inference_threads", "inference_spin")
@@ -45,10 +46,6 @@ FUTURE_TOLERANCE_S = 0.25  # an init stamped later than now + this is refused (i
 # skipped whenever a newer one arrives first. The nearest buffered frame within this distance stands in
 # for it (3 frames at 30 fps: the target moves a few pixels); anything farther is refused.
 MATCH_TOLERANCE_NS = 100_000_000
-
-
-def _stamp_ns(header) -> int:
-    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
 class InitError(ValueError):
@@ -193,7 +190,7 @@ class TrackerNode(Node):
             if self._latest is not None:
                 self.dropped += 1  # the worker never saw it: a newer frame replaces it
             self._latest = (msg, now, self.received)
-            self._recent.append((_stamp_ns(msg.header), msg, self.received))
+            self._recent.append((stamp_ns(msg.header), msg, self.received))
             self.received += 1
             self._cv.notify()
         if dropped:
@@ -221,7 +218,7 @@ class TrackerNode(Node):
             self._announce_loss(header)
         if expired is not None:
             self._report(
-                f"init refused: no frame stamped {_stamp_ns(expired.header)} ns arrived within "
+                f"init refused: no frame stamped {stamp_ns(expired.header)} ns arrived within "
                 f"{self.track.rule.max_frame_gap:g} s (previous track kept)"
             )
 
@@ -247,7 +244,7 @@ class TrackerNode(Node):
             box: Box | None = polygon_to_box(msg.polygon) if msg.polygon.points else None
         except BoxError:
             box = None
-        cle = self.cle.ground_truth(_stamp_ns(msg.header), box)
+        cle = self.cle.ground_truth(stamp_ns(msg.header), box)
         if cle is not None:
             self._publish_cle(cle.key, cle.box_center, cle.ref)
 
@@ -356,7 +353,7 @@ class TrackerNode(Node):
 
     def _init_frame(self, init: PolygonStamped) -> tuple[Image, int] | None:
         """The buffered frame the init's stamp names (stamp 0: the newest); None while it may still come."""
-        want = _stamp_ns(init.header)
+        want = stamp_ns(init.header)
         with self._cv:
             age = time.monotonic() - self._last_frame_t  # NaN before the first frame: not stale, just early
             if age > self.track.rule.max_frame_gap:  # whatever is buffered is from before the video stopped
@@ -459,13 +456,13 @@ class TrackerNode(Node):
         now = time.monotonic()
         self._done.append(now)
         self.processing_ms = (now - received_at) * 1e3
-        self.latency_ms = (self.get_clock().now().nanoseconds - _stamp_ns(msg.header)) / 1e6
+        self.latency_ms = (self.get_clock().now().nanoseconds - stamp_ns(msg.header)) / 1e6
 
     def _publish(self, header, box: Box | None, score: float, shape, index: int | None = None) -> None:
         self.box_pub.publish(PolygonStamped(header=header, polygon=box_to_polygon(box)))
         if box is None:
             return
-        cle = self.cle.box(header, _stamp_ns(header), box, shape, index)
+        cle = self.cle.box(header, stamp_ns(header), box, shape, index)
         if cle is not None:
             self._publish_cle(header, cle.box_center, cle.ref)
 

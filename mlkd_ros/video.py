@@ -13,7 +13,6 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -67,14 +66,13 @@ def backoff_delays(first: float = 0.5, factor: float = 2.0, cap: float = 5.0):
 class VideoSource:
     """Common supervision: open, watch for end/stall, reconnect with back-off; subclasses decode."""
 
-    def __init__(self, url: str, stall_timeout: float = 2.0, on_state: Callable[[str, str], None] | None = None):
+    def __init__(self, url: str, stall_timeout: float = 2.0):
         self.url = url
         self.live = not url.startswith(("file://", "/")) and "://" in url
         self.stall_timeout = stall_timeout
         self.frames = LatestFrame()
         self.state = "idle"
         self.reconnects = 0
-        self._on_state = on_state
         self._seq = 0
         self._session = 0
         self._last_frame_t = 0.0
@@ -99,8 +97,6 @@ class VideoSource:
         if state != self.state:
             log.info("video %s: %s %s", self.url, state, detail)
         self.state = state
-        if self._on_state:
-            self._on_state(state, detail)
 
     # --- public
     def start(self) -> None:

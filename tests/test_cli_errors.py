@@ -83,3 +83,23 @@ def test_node_help_lists_parameters(exe, param):
     proc = run(exe, "--help", timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith(f"usage: {exe}") and f"\n  {param} (default" in proc.stdout, proc.stdout
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["export", "x.pth", "--family", "nanotrack", "--out", "m"], ["train", "--config", "c.yaml", "--run-dir", "r"]],
+)
+def test_missing_optional_dependency_names_the_profile(tmp_path, argv):
+    """A command run without torch says which install profile brings it, in one line, exit 2."""
+    script = (
+        "import sys\n"
+        "class NoTorch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch' or name.startswith('torch.'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, NoTorch())\n"
+        "from mlkd_model.cli import main\n"
+        f"sys.exit(main({argv!r}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    one_line_error(proc, "this needs the train profile (torch is not installed): run scripts/setup.sh train")

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
+from mlkd_model.families.nanotrack import PointTarget, generate_points
+from mlkd_model.families.siamrpn_alex import AnchorTarget, generate_anchors
 from mlkd_model.params import default_params
-from mlkd_model.tracker import decode, generate_anchors, generate_points
+from mlkd_model.tracker import decode
 from mlkd_training.data import (
-    AnchorTarget,
     DataConfig,
-    PointTarget,
     ShardedBatchSampler,
     build_dataset,
     make_loader,

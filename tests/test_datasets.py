@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mlkd_training.datasets import (
+from mlkd_model.datasets import (
     DatasetError,
     Sequence,
     load_dataset,

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from mlkd_model.cli import main
+from mlkd_model.datasets import load_sequence, read_boxes
 from mlkd_training import evaluate as E
-from mlkd_training.datasets import load_sequence, read_boxes
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CROSSING = SHARED / "data" / "sequences" / "fixtures" / "otb_Crossing"

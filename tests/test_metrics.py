@@ -101,8 +101,8 @@ def test_center_convention_cancels() -> None:
 
 def _run_trackers(stride: int = 3) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Two real trackers on every `stride`-th frame of the val sequences: {tracker: {seq: (pred, gt)}}."""
+    from mlkd_model.datasets import load_dataset
     from mlkd_model.load import load_tracker
-    from mlkd_training.datasets import load_dataset
 
     out: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {"default": {}, "opencv_nano": {}}
     for seq in load_dataset(VAL):

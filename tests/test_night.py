@@ -71,7 +71,7 @@ def _stats(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.skipif(not (NIGHT.is_dir() and SEQUENCES.is_dir()), reason="shared data not found next to the repo")
 def test_statistics_match_real_night_frames() -> None:
-    from mlkd_training.datasets import load_dataset
+    from mlkd_model.datasets import load_dataset
 
     real = sorted((NIGHT / "uavdark135_person11").glob("*.jpg"))[::20]
     real += sorted((NIGHT / "darktrack2021_first_frames").glob("*.jpg"))[::4]

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from shared_paths import SHARED
 
+from mlkd_model.datasets import load_dataset
 from mlkd_model.load import load_tracker
 from mlkd_model.template_update import TemplateUpdatingTracker
-from mlkd_training.datasets import load_dataset
 from mlkd_training.evaluate import TrackerSpec, make_tracker, run_sequence
 
 CROSSING = SHARED / "data/sequences/fixtures/otb_Crossing"

@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 from shared_paths import SEQUENCES, WEIGHTS
 
+from mlkd_model.families.nanotrack import generate_points
+from mlkd_model.families.siamrpn_alex import generate_anchors
 from mlkd_model.frames import BoxError, FrameError
 from mlkd_model.load import load_tracker
 from mlkd_model.params import default_params
-from mlkd_model.tracker import decode, generate_anchors, generate_points, get_subwindow, padded_size, to_blob
+from mlkd_model.tracker import decode, get_subwindow, padded_size, to_blob
 from mlkd_training.evaluate import OpenCVNano
 
 CROSSING = SEQUENCES / "fixtures" / "otb_Crossing"

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from shared_paths import SEQUENCES
 
+from mlkd_model.families.nanotrack import generate_points
+from mlkd_model.families.siamrpn_alex import generate_anchors
 from mlkd_model.frames import check_box, to_bgr
 from mlkd_model.load import load_tracker
-from mlkd_model.tracker import generate_anchors, generate_points
 
 TOLERANCE_PX = 1e-3
 

@@ -14,8 +14,9 @@ import pytest
 import torch
 import yaml
 
+from mlkd_model.datasets import DEFAULT_SHARED
 from mlkd_model.nets.build import build_tracker
-from mlkd_training.config import DEFAULT_SHARED, config_from_dict, load_config
+from mlkd_training.config import config_from_dict, load_config
 from mlkd_training.framework import FrameworkConfig, MLKDFramework
 from mlkd_training.trainer import lr_at
 

@@ -11,11 +11,9 @@ from typing import Any
 
 import yaml
 
+from mlkd_model.datasets import shared_dir
 from mlkd_training.data import DataConfig
 from mlkd_training.framework import FrameworkConfig, LossWeights
-
-# `${MLKD_SHARED}` in a config: the environment variable, else the `shared/` folder beside the checkout.
-DEFAULT_SHARED = str(Path(__file__).resolve().parents[1].parent / "shared")
 
 
 @dataclass
@@ -49,11 +47,6 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def shared_dir() -> str:
-    """What `${MLKD_SHARED}` means: the environment variable, else `shared/` beside the checkout."""
-    return os.environ.get("MLKD_SHARED", DEFAULT_SHARED)
 
 
 def _expand(value: Any) -> Any:

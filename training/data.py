@@ -4,10 +4,8 @@ Every sample is a pure function of (seed, epoch, index): its own generator draws
 frames, augmentation and night parameters. Data order therefore does not depend on the number of
 DataLoader workers or DDP ranks, and a resumed run sees exactly the batches it would have seen.
 
-Target generation follows the facts of pysot (SiamRPN anchors: IoU > 0.6 positive, < 0.3 negative,
-16 positives and 64 labelled anchors at most; deltas (dx/w, dy/h, log tw/w, log th/h)) and of
-SiamBAN / NanoTrack (points inside the ellipse of radii w/4, h/4 around the target centre are
-positive, outside radii w/2, h/2 negative; ltrb distances to the box edges).
+The targets of each family are made by the family itself (`Family.target`, mlkd_model/families/),
+beside the decoder they invert.
 """
 
 from __future__ import annotations
@@ -22,17 +20,17 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from mlkd_model.params import default_params
-from mlkd_model.tracker import generate_anchors, generate_points
-from mlkd_training.datasets import DatasetError, Sequence, load_dataset
+from mlkd_model.datasets import DatasetError, Sequence, load_dataset
+from mlkd_model.families import get_family
+from mlkd_model.families.registry import TRAIN_SEARCH_SIZE
+from mlkd_model.tracker import context_size
 from mlkd_training.night import NightParams, NightRanges, crop_light_field, darken
 
 log = logging.getLogger(__name__)
 
 EXEMPLAR_SIZE = 127
-SEARCH_SIZE = 255
-# Score-map geometry for a 255 search crop while training (the tracker uses 287 -> 21 for SiamRPN).
-TRAIN_SCORE = {"siamrpn_alex": (17, 8), "nanotrack": (16, 16)}  # (size, stride)
+SEARCH_SIZE = TRAIN_SEARCH_SIZE
+CONTEXT_AMOUNT = 0.5  # as the trackers' configs (TrackerParams.context_amount)
 
 
 @dataclass
@@ -65,15 +63,12 @@ class DataConfig:
         return dataclasses.replace(base, brightness=(lo, hi * self.milder))
 
 
-def valid_frames(seq: Sequence) -> np.ndarray:
+def trainable_frames(seq: Sequence) -> np.ndarray:
+    """Frames whose box is finite and wider and taller than 1 px: stricter than "labelled"
+    (mlkd_model.boxes), as a sub-pixel box makes a degenerate crop and target."""
     b = seq.boxes
     ok = np.isfinite(b).all(1) & (b[:, 2] > 1) & (b[:, 3] > 1)
     return np.flatnonzero(ok)
-
-
-def context_size(w: float, h: float, amount: float = 0.5) -> float:
-    p = amount * (w + h)
-    return float(np.sqrt((w + p) * (h + p)))
 
 
 def crop(
@@ -105,95 +100,6 @@ def map_box(m: np.ndarray, box_xywh: np.ndarray) -> np.ndarray:
     return np.array([sx * x + tx, sy * y + ty, sx * (x + w) + tx, sy * (y + h) + ty])
 
 
-def _select(rng: np.random.Generator, idx: tuple[np.ndarray, ...], keep: int) -> tuple[tuple[np.ndarray, ...], int]:
-    n = len(idx[0])
-    if n <= keep:
-        return idx, n
-    chosen = rng.permutation(n)[:keep]
-    return tuple(i[chosen] for i in idx), keep
-
-
-class AnchorTarget:
-    """SiamRPN targets on the 17x17 training map: labels A x S x S, deltas 4A x S x S, weights A x S x S."""
-
-    def __init__(self, cfg: DataConfig) -> None:
-        self.cfg = cfg
-        size, stride = TRAIN_SCORE["siamrpn_alex"]
-        params = default_params("siamrpn_alex").replace(score_size=size, stride=stride)
-        self.size, self.stride, self.num = size, stride, params.anchor_num
-        a = generate_anchors(params).reshape(self.num, size, size, 4).transpose(3, 0, 1, 2).astype(np.float64)
-        a[0] += SEARCH_SIZE // 2  # anchors are relative to the crop centre (pysot: 255 // 2)
-        a[1] += SEARCH_SIZE // 2
-        self.cx, self.cy, self.w, self.h = a
-
-    def __call__(self, box: np.ndarray, neg: bool, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        cfg, size = self.cfg, self.size
-        cls = -np.ones((self.num, size, size), np.int64)
-        delta = np.zeros((4, self.num, size, size), np.float32)
-        weight = np.zeros((self.num, size, size), np.float32)
-        tcx, tcy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-        tw, th = max(box[2] - box[0], 1.0), max(box[3] - box[1], 1.0)
-        if neg:  # negatives only, near where the (wrong) object sits
-            c = size // 2
-            cx = c + int(np.ceil((tcx - SEARCH_SIZE // 2) / self.stride + 0.5))
-            cy = c + int(np.ceil((tcy - SEARCH_SIZE // 2) / self.stride + 0.5))
-            region = np.zeros_like(cls, dtype=bool)
-            region[:, max(0, cy - 3) : min(size, cy + 4), max(0, cx - 3) : min(size, cx + 4)] = True
-            idx, _ = _select(rng, np.where(region), cfg.neg_num)
-            cls[idx] = 0
-            return {"label_cls": cls, "label_loc": delta.reshape(-1, size, size), "label_loc_weight": weight}
-        delta[0] = (tcx - self.cx) / self.w
-        delta[1] = (tcy - self.cy) / self.h
-        delta[2] = np.log(tw / self.w)
-        delta[3] = np.log(th / self.h)
-        x1, y1 = self.cx - self.w / 2, self.cy - self.h / 2
-        x2, y2 = self.cx + self.w / 2, self.cy + self.h / 2
-        iw = np.clip(np.minimum(x2, box[2]) - np.maximum(x1, box[0]), 0, None)
-        ih = np.clip(np.minimum(y2, box[3]) - np.maximum(y1, box[1]), 0, None)
-        inter = iw * ih
-        iou = inter / (self.w * self.h + tw * th - inter)
-        pos, pos_num = _select(rng, np.where(iou > 0.6), cfg.pos_num)
-        negs, _ = _select(rng, np.where(iou < 0.3), cfg.total_num - pos_num)
-        cls[pos] = 1
-        weight[pos] = 1.0 / (pos_num + 1e-6)
-        cls[negs] = 0
-        return {"label_cls": cls, "label_loc": delta.reshape(-1, size, size), "label_loc_weight": weight}
-
-
-class PointTarget:
-    """NanoTrack (anchor-free) targets on the 16x16 map: labels 1 x S x S, ltrb distances 4 x S x S."""
-
-    def __init__(self, cfg: DataConfig) -> None:
-        self.cfg = cfg
-        size, stride = TRAIN_SCORE["nanotrack"]
-        params = default_params("nanotrack").replace(score_size=size, stride=stride)
-        pts = generate_points(params).astype(np.float64) + SEARCH_SIZE // 2  # same grid as the tracker's decode
-        self.size = size
-        self.px, self.py = pts[:, 0].reshape(size, size), pts[:, 1].reshape(size, size)
-
-    def __call__(self, box: np.ndarray, neg: bool, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        cfg, size = self.cfg, self.size
-        cls = -np.ones((1, size, size), np.int64)
-        ltrb = np.zeros((4, size, size), np.float32)
-        weight = np.zeros((1, size, size), np.float32)
-        tcx, tcy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-        tw, th = max(box[2] - box[0], 1.0), max(box[3] - box[1], 1.0)
-        ellipse = ((self.px - tcx) / (tw / 4)) ** 2 + ((self.py - tcy) / (th / 4)) ** 2
-        if neg:
-            idx, _ = _select(rng, np.where(ellipse[None] < 1), cfg.neg_num)
-            cls[idx] = 0
-            return {"label_cls": cls, "label_loc": ltrb, "label_loc_weight": weight}
-        ltrb[0], ltrb[1] = self.px - box[0], self.py - box[1]
-        ltrb[2], ltrb[3] = box[2] - self.px, box[3] - self.py
-        outer = ((self.px - tcx) / (tw / 2)) ** 2 + ((self.py - tcy) / (th / 2)) ** 2
-        pos, pos_num = _select(rng, np.where(ellipse[None] < 1), cfg.pos_num)
-        negs, _ = _select(rng, np.where(outer[None] > 1), cfg.total_num - pos_num)
-        cls[pos] = 1
-        weight[pos] = 1.0 / max(pos_num, 1)
-        cls[negs] = 0
-        return {"label_cls": cls, "label_loc": ltrb, "label_loc_weight": weight}
-
-
 def _to_tensor(patch: np.ndarray) -> torch.Tensor:
     """HxWx3 uint8 BGR -> 3xHxW float32 0..255 BGR (the networks' input, as pysot)."""
     return torch.from_numpy(np.ascontiguousarray(patch.transpose(2, 0, 1), dtype=np.float32))
@@ -204,13 +110,13 @@ class PairDataset(Dataset):
 
     def __init__(self, sequences: list[Sequence], family: str, cfg: DataConfig, seed: int = 0) -> None:
         self.cfg, self.family, self.seed = cfg, family, seed
-        self.sequences = [s for s in sequences if len(valid_frames(s)) >= 2]
+        self.sequences = [s for s in sequences if len(trainable_frames(s)) >= 2]
         if not self.sequences:
             raise DatasetError("no sequence with at least two labelled frames to sample training pairs from")
-        self.valid = [valid_frames(s) for s in self.sequences]
+        self.valid = [trainable_frames(s) for s in self.sequences]
         counts = np.array([len(v) for v in self.valid], np.float64)
         self.seq_prob = counts / counts.sum()
-        self.target = AnchorTarget(cfg) if family == "siamrpn_alex" else PointTarget(cfg)
+        self.target = get_family(family).target(cfg)
 
     def __len__(self) -> int:
         return self.cfg.samples_per_epoch
@@ -262,10 +168,10 @@ class PairDataset(Dataset):
             return sc, sh  # type: ignore[return-value]
 
         zc = (z_box[0] + (z_box[2] - 1) / 2, z_box[1] + (z_box[3] - 1) / 2)
-        s_z = context_size(z_box[2], z_box[3])
+        s_z = context_size(z_box[2:], CONTEXT_AMOUNT)
         z_patch, m_z = crop(z_img, zc, s_z, EXEMPLAR_SIZE, *aug(cfg.template_scale, cfg.template_shift))
         xc = (x_box[0] + (x_box[2] - 1) / 2, x_box[1] + (x_box[3] - 1) / 2)
-        s_x = context_size(x_box[2], x_box[3]) * SEARCH_SIZE / EXEMPLAR_SIZE
+        s_x = context_size(x_box[2:], CONTEXT_AMOUNT) * SEARCH_SIZE / EXEMPLAR_SIZE
         x_patch, m = crop(x_img, xc, s_x, SEARCH_SIZE, *aug(cfg.search_scale, cfg.search_shift))
         box = map_box(m, x_box)
         sample = {"box": torch.from_numpy(box.astype(np.float32)), "skipped": torch.tensor(skipped)}

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import platform
-import subprocess
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mlkd_model import metrics as M
-from mlkd_training.datasets import (
+from mlkd_model.datasets import (
     DatasetError,
     Sequence,
     dataset_name,
@@ -34,6 +33,7 @@ from mlkd_training.datasets import (
     load_dataset,
     read_boxes,
 )
+from mlkd_model.provenance import git_revision
 from mlkd_training.protocol import cached_night_frames, compare, comparison_markdown
 
 log = logging.getLogger(__name__)
@@ -291,23 +291,6 @@ def score_results(
 
 
 # --------------------------------------------------------------------------- the whole run
-
-
-def git_revision(cwd: Path | None = None) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            check=False,
-            cwd=cwd or Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if out.returncode != 0:  # not a checkout, or no commit yet
-        return None
-    return out.stdout.strip() or None
 
 
 def results_name(data: Path, darken_seed: int | None) -> str:

@@ -188,10 +188,7 @@ class MLKDFramework(nn.Module):
                 out, s_feat = student(z, x), None
             outputs.append(out)
             l_cls = losses.select_cross_entropy(out.cls, labels)
-            if self.family == "siamrpn_alex":
-                l_reg = losses.weighted_smooth_l1(out.loc, batch["label_loc"], batch["label_loc_weight"])
-            else:
-                l_reg = losses.iou_loss(out.loc, batch["label_loc"], labels[:, 0] == 1)
+            l_reg = losses.regression_loss(self.family, out.loc, batch)
             terms = {
                 "cls": l_cls,
                 "reg": l_reg,

@@ -13,8 +13,12 @@ pysot normalises over the whole batch's positives instead; the difference only r
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
+
+from mlkd_model.families import get_family
 
 
 def split_classes(cls: torch.Tensor) -> torch.Tensor:
@@ -95,6 +99,18 @@ def kd_cls_loss(student_cls: torch.Tensor, teacher_cls: torch.Tensor, temperatur
     return kl.mean()
 
 
+# The task regression loss a family names (`Family.regression_loss`), on its loc output and the batch.
+REGRESSION_LOSSES: dict[str, Callable[[torch.Tensor, dict[str, torch.Tensor]], torch.Tensor]] = {
+    "smooth_l1": lambda loc, batch: weighted_smooth_l1(loc, batch["label_loc"], batch["label_loc_weight"]),
+    "iou": lambda loc, batch: iou_loss(loc, batch["label_loc"], batch["label_cls"][:, 0] == 1),
+}
+
+
+def regression_loss(family: str, loc: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """L_reg of `family` for one student's loc output."""
+    return REGRESSION_LOSSES[get_family(family).regression_loss](loc, batch)
+
+
 def edge_logits(values: torch.Tensor, bins: torch.Tensor, sigma: float) -> torch.Tensor:
     """Scalar regression outputs -> logits of a discrete distribution over `bins` (new last axis).
 
@@ -116,23 +132,16 @@ def kd_reg_loss(
 ) -> torch.Tensor:
     """L_KDR: KL between per-edge distributions of teacher and student regression (LD-style).
 
-    SiamRPN deltas (dx, dy in anchor widths, log-scale dw, dh) are spread over bins on [-2, 2].
-    NanoTrack's outputs are exp'd pixel distances, so the distribution is taken over log(d / 16)
-    (16 = its stride) on [-3, 3]: this undoes the head's exp, so an error of a few pixels on a small
-    box weighs as much as a proportional error on a large one, and bins stay well spaced.
+    The family says which values are binned and over what range (`Family.kd_reg_values`,
+    `kd_reg_range`): SiamRPN deltas as they are on [-2, 2]; NanoTrack's exp'd pixel distances as
+    log(d / 16) on [-3, 3], which undoes the head's exp and keeps the bins well spaced.
     weight: B x A x H x W (or None = uniform) selects/weights the locations distilled, as LD's
     distillation region; it is normalised per sample.
     """
     b, c, h, w = student_loc.shape
-    if family == "siamrpn_alex":
-        lo, hi = -2.0, 2.0
-        s, t = student_loc, teacher_loc.detach()
-    elif family == "nanotrack":
-        lo, hi = -3.0, 3.0
-        s = torch.log(student_loc.float().clamp_min(1e-3) / 16.0)
-        t = torch.log(teacher_loc.detach().float().clamp_min(1e-3) / 16.0)
-    else:
-        raise ValueError(f"unknown tracker family {family!r}")
+    spec = get_family(family)
+    lo, hi = spec.kd_reg_range
+    s, t = spec.kd_reg_values(student_loc), spec.kd_reg_values(teacher_loc.detach())
     bins = torch.linspace(lo, hi, num_bins, device=student_loc.device)
     sigma = (hi - lo) / (num_bins - 1)
     kl = _kl(edge_logits(t, bins, sigma), edge_logits(s, bins, sigma), dim=-1, temperature=temperature)

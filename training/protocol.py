@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from mlkd_training.datasets import Sequence
+from mlkd_model.datasets import Sequence
 from mlkd_training.night import TRANSFORM_VERSION, darken, encode_jpeg, frame_rng, light_field, sequence_params
 
 log = logging.getLogger(__name__)

@@ -22,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from mlkd_model.boxes import labelled_mask
+from mlkd_model.datasets import Sequence, load_dataset
 from mlkd_model.manifest import ModelDir, read_model_dir, sha256, write_manifest
 from mlkd_model.params import TrackerParams
 from mlkd_model.provenance import git_revision
 from mlkd_model.tracker import get_subwindow, padded_size, to_blob
-from mlkd_training.datasets import Sequence, load_dataset
 from mlkd_training.night import darken, frame_rng, sequence_params
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,7 @@ def calibration_pairs(
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(template blob, search blob) pairs from random labelled frames, `night_fraction` of them darkened."""
     rng = np.random.default_rng(seed)
-    labelled = [
-        (s, np.flatnonzero(np.isfinite(s.boxes).all(axis=1) & (s.boxes[:, 2:] > 0).all(axis=1))) for s in sequences
-    ]
+    labelled = [(s, np.flatnonzero(labelled_mask(s.boxes))) for s in sequences]
     labelled = [(s, idx) for s, idx in labelled if len(idx) >= 2]
     if not labelled:
         raise QuantizeError("no calibration sequence has two labelled frames")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mlkd_model import metrics as M
-from mlkd_training.datasets import DatasetError, load_dataset
+from mlkd_model.datasets import DatasetError, load_dataset
 from mlkd_training.evaluate import score_results, sequence_attributes
 
 log = logging.getLogger(__name__)

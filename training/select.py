@@ -198,33 +198,15 @@ def select(
     return result
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--runs", nargs="+", type=Path, required=True, help="finished training run directories")
-    parser.add_argument(
-        "--val",
-        type=Path,
-        default=Path("training/splits/night_v2.yaml#val"),
-        help="validation data (never a test set); default: the val part of training/splits/night_v2.yaml",
-    )
-    parser.add_argument("--seeds", default="1,2,3", help="darkening seeds of the validation protocol (default 1,2,3)")
-    parser.add_argument("--out", type=Path, required=True, help="output: models/, eval/, table.md, selection.json")
-    parser.add_argument("--export", type=Path, default=None, help="export MLKD-Track to this model directory")
-    parser.add_argument(
-        "--no-teacher",
-        action="store_true",
-        help="leave out the DarkLighter teacher row (it runs ~100x slower than the students on a CPU)",
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
+    """`python -m mlkd_training.select`, the same as `mlkd select` (training/commands/select.py)."""
+    from mlkd_training.commands.select import add_arguments, run
+
     parser = argparse.ArgumentParser(prog="python -m mlkd_training.select", description=__doc__.splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    seeds = [int(v) for v in args.seeds.split(",")]
-    select(args.runs, args.val, args.out, seeds, args.export, not args.no_teacher)
-    sys.stdout.write((args.out / "table.md").read_text())
-    return 0
+    return run(args)
 
 
 if __name__ == "__main__":

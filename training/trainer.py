@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from mlkd_model.nets.build import build_tracker
 from mlkd_model.provenance import git_revision
+from mlkd_training.commands.train import add_arguments as add_run_arguments
 from mlkd_training.config import RunConfig, TrainConfig, load_config
 from mlkd_training.data import ShardedBatchSampler, build_dataset, make_loader
 from mlkd_training.framework import FrameworkConfig, MLKDFramework
@@ -428,19 +429,8 @@ def _log_step(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="YAML run configuration (see training/configs/)")
-    parser.add_argument("--run-dir", required=True, help="output folder: checkpoints, logs, students, run info")
-    parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt if it exists")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set train.epochs=2 (repeatable)",
-    )
-    parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda")
-    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (a partial run)")
+    """`mlkd train`'s run arguments (training/commands/train.py) and the hidden test hook."""
+    add_run_arguments(parser)
     parser.add_argument("--debug-kill-at-step", type=int, default=None, help=argparse.SUPPRESS)
 
 

@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from mlkd_model.families import family_names
+
 log = logging.getLogger("mlkd.export")
 
 
@@ -18,9 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "With --enhancer the teacher (DarkLighter + tracker) is exported too, for `mlkd track --enhance`.",
     )
     p.add_argument("checkpoint", type=Path, help="tracker checkpoint (.pth); loaded with torch.load(weights_only=True)")
-    p.add_argument(
-        "--family", choices=("nanotrack", "siamrpn_alex"), required=True, help="tracker family of the checkpoint"
-    )
+    p.add_argument("--family", choices=family_names(), required=True, help="tracker family of the checkpoint")
     p.add_argument("--out", type=Path, required=True, help="model directory to write")
     p.add_argument(
         "--enhancer", type=Path, default=None, help="DarkLighter checkpoint (e.g. Epoch193.pth) to export the teacher"
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlkd_model.export import export_checkpoint
+    from mlkd_model.export import export_checkpoint  # without torch: mlkd_model.cli says which profile
     from mlkd_model.nets.checkpoint import CheckpointError
 
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mlkd_model.families.siamrpn_alex import SiamRPNAlex as SiamRPNAlexFamily
 from mlkd_model.nets.common import HeadOutput, xcorr_depthwise
 
 
@@ -76,7 +77,7 @@ class DepthwiseRPN(nn.Module):
 
 
 class SiamRPNAlex(nn.Module):
-    family = "siamrpn_alex"
+    family = SiamRPNAlexFamily.name
 
     def __init__(self, anchor_num: int = 5) -> None:
         super().__init__()

@@ -6,31 +6,23 @@ from pathlib import Path
 
 from torch import nn
 
-from mlkd_model.nets.alexnet_rpn import SiamRPNAlex
+from mlkd_model.families import get_family
 from mlkd_model.nets.checkpoint import load_weights
 from mlkd_model.nets.darklighter import DarkLighter
-from mlkd_model.nets.nanotrack import NanoTrackV2
 from mlkd_model.nets.teacher import Teacher
-
-# The released nanotrackv2.pth carries a 64->64 `neck` that NanoTrack never applies (its AdjustLayer
-# is the identity when in and out widths agree); DarkLighter checkpoints carry nothing extra.
-_UNUSED_KEYS = {"nanotrack": ("neck.",), "siamrpn_alex": ()}
 
 
 def build_tracker(family: str, checkpoint: str | Path | None = None) -> nn.Module:
-    model: nn.Module
-    if family == "nanotrack":
-        model = NanoTrackV2()
-    elif family == "siamrpn_alex":
-        model = SiamRPNAlex()
-    else:
-        raise ValueError(f"unknown tracker family {family!r}; expected nanotrack or siamrpn_alex")
+    """The network of `family` (mlkd_model/families/), with `checkpoint` loaded when one is given."""
+    spec = get_family(family)
+    model = spec.build_network()
     if checkpoint is not None:
-        load_weights(model, checkpoint, _UNUSED_KEYS[family])
+        load_weights(model, checkpoint, spec.unused_checkpoint_keys)
     return model.eval()
 
 
 def build_darklighter(checkpoint: str | Path | None = None) -> DarkLighter:
+    # DarkLighter checkpoints carry nothing the network does not use.
     model = DarkLighter()
     if checkpoint is not None:
         load_weights(model, checkpoint)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mlkd_model.families.nanotrack import NanoTrack as NanoTrackFamily
 from mlkd_model.nets.common import HeadOutput, xcorr_pixelwise
 
 # kernel, expansion, out channels, squeeze-excite, hard-swish, stride  (MobileNetV3-small, first 8 blocks)
@@ -140,7 +141,7 @@ class NanoHead(nn.Module):
 
 
 class NanoTrackV2(nn.Module):
-    family = "nanotrack"
+    family = NanoTrackFamily.name
 
     def __init__(self) -> None:
         super().__init__()

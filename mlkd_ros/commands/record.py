@@ -1,7 +1,8 @@
 """`mlkd record`: record a flight (camera, tracker box and CLE, ground truth if any) into a rosbag2 folder.
 
-Subscriptions are raw (serialized CDR straight from DDS into the bag: no decode, no re-encode), images
-reliable with a deep queue so a slow disk costs memory, not frames. Stops on Ctrl-C, after --duration
+Subscriptions are raw (serialized CDR straight from DDS into the bag: no decode, no re-encode) with a deep
+queue so a slow disk costs memory, not frames; images best effort (that matches a best-effort camera and a
+reliable one alike), the other topics reliable. Stops on Ctrl-C, after --duration
 seconds, or after --frames images; the bag is always closed properly (metadata.yaml written).
 """
 

@@ -245,15 +245,11 @@ class Player:
     def _gt_msg(self, header, box):
         from geometry_msgs.msg import Point32, PolygonStamped
 
+        from mlkd_model.boxes import corners
+
         msg = PolygonStamped(header=header)
         if box is not None and np.all(np.isfinite(box)):
-            x, y, w, h = (float(v) for v in box)
-            msg.polygon.points = [
-                Point32(x=x, y=y),
-                Point32(x=x + w, y=y),
-                Point32(x=x + w, y=y + h),
-                Point32(x=x, y=y + h),
-            ]
+            msg.polygon.points = [Point32(x=x, y=y) for x, y in corners(box)]
         return msg
 
     def play(self) -> int:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -127,20 +125,8 @@ def test_cli_prints_commands(capsys):
     assert len(out) == 1 and "mlkd_ros.tracker_node" in out[0] and "__node:=tracker" in out[0]
 
 
-def test_ground_station_modules_do_not_import_torch():
-    code = (
-        "import sys, importlib.abc\n"
-        "class B(importlib.abc.MetaPathFinder):\n"
-        "    def find_spec(self, n, p=None, t=None):\n"
-        "        if n == 'torch' or n.startswith('torch.'): raise ImportError('blocked')\n"
-        "sys.meta_path.insert(0, B())\n"
-        "import mlkd_ros.tracker_node, mlkd_ros.follow_controller, mlkd_ros.cle_logger, mlkd_ros.launch_xml\n"
-        "import mlkd_ros.operator_console\n"
-        "from mlkd_model.load import load_tracker\n"
-        "load_tracker(None, backend='onnx')\n"
-        "assert not [m for m in sys.modules if m.split('.')[0] == 'torch'], 'torch imported'\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+# "The ground-station modules never import torch" is a static check on the import graph now
+# (tests/test_import_graph.py); the launched nodes still run with torch blocked (conftest.TORCH_GUARD).
 
 
 def test_scoping_namespaces_and_nested_params_as_ros2_launch(tmp_path):

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from mlkd_training.datasets import (
+from mlkd_model.datasets import (
     GT_NAMES,
     DatasetError,
     Sequence,

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from mlkd_training.datasets import DatasetError
+from mlkd_model.datasets import DatasetError
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mlkd_model.datasets import DatasetError
     from mlkd_model.manifest import ModelDirError
-    from mlkd_training.datasets import DatasetError
     from mlkd_training.quantize import QuantizeError, quantize_model
 
     if args.crops < 1:

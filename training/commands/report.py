@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from mlkd_training.datasets import DatasetError
+    from mlkd_model.datasets import DatasetError
     from mlkd_training.report import make_report
 
     try:

@@ -16,17 +16,12 @@ import sys
 log = logging.getLogger("mlkd.train")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "train",
-        help="train MLKD students from a YAML config (needs torch)",
-        description="Distil a frozen teacher into n students with correlation losses and the mutual-learning "
-        "room; checkpoints, CSV/TensorBoard logs and run info go to RUN_DIR. Configs: training/configs/*.yaml.",
-    )
-    p.add_argument("--config", required=True, help="YAML run configuration")
-    p.add_argument("--run-dir", required=True, help="output folder (checkpoints, logs, students, run info)")
-    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt if it exists")
-    p.add_argument(
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of a run, shared by `mlkd train` and `python -m mlkd_training.trainer` (torchrun's)."""
+    parser.add_argument("--config", required=True, help="YAML run configuration (see training/configs/)")
+    parser.add_argument("--run-dir", required=True, help="output folder: checkpoints, logs, students, run info")
+    parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt if it exists")
+    parser.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -34,8 +29,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="override a config value, e.g. --set train.epochs=2 (repeatable)",
     )
-    p.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda")
-    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (partial run)")
+    parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda")
+    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (a partial run)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train MLKD students from a YAML config (needs torch)",
+        description="Distil a frozen teacher into n students with correlation losses and the mutual-learning "
+        "room; checkpoints, CSV/TensorBoard logs and run info go to RUN_DIR. Configs: training/configs/*.yaml.",
+    )
+    add_arguments(p)
     p.add_argument("--nproc", type=int, default=1, help="processes on this machine (torchrun + DDP), e.g. #GPUs")
     p.set_defaults(func=run, debug_kill_at_step=None)
 
@@ -63,9 +68,6 @@ def run(args: argparse.Namespace) -> int:
         cmd += ["--max-steps", str(args.max_steps)] if args.max_steps is not None else []
         log.info("launching: %s", " ".join(cmd))
         return subprocess.call(cmd)
-    try:
-        from mlkd_training.trainer import run_from_args
-    except ImportError as exc:
-        log.error("training needs %s; install requirements/train.txt (scripts/setup.sh train)", exc.name or exc)
-        return 2
+    from mlkd_training.trainer import run_from_args  # without torch: mlkd_model.cli says which profile
+
     return run_from_args(args)

@@ -28,7 +28,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mlkd_model.boxes import bounding_box, labelled_mask
+
 log = logging.getLogger(__name__)
+
+# `${MLKD_SHARED}` (configs, split files): the environment variable, else the `shared/` folder beside the checkout.
+DEFAULT_SHARED = str(Path(__file__).resolve().parents[1].parent / "shared")
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 GT_NAMES = ("groundtruth_rect.txt", "groundtruth.txt", "groundtruth_rect.1.txt")
@@ -40,6 +45,11 @@ ATTRIBUTE_NAMES: dict[str, tuple[str, ...]] = {
     # UAVDT single-object benchmark: BC CR OR SO IV OB SV LO
     "uavdt": ("BC", "CR", "OR", "SO", "IV", "OB", "SV", "LO"),
 }
+
+
+def shared_dir() -> str:
+    """What `${MLKD_SHARED}` means: the environment variable, else `shared/` beside the checkout."""
+    return os.environ.get("MLKD_SHARED", DEFAULT_SHARED)
 
 
 class DatasetError(ValueError):
@@ -81,10 +91,8 @@ def parse_boxes(lines: list[list[float]] | np.ndarray, source: str) -> np.ndarra
         if values.size == 4:
             rows.append(values)
         elif values.size == 8:
-            xs, ys = values[0::2], values[1::2]
             # min/max of the corners, as pysot-toolkit does for VOT polygons; NaN polygons stay NaN
-            x0, y0 = np.min(xs), np.min(ys)
-            rows.append(np.array([x0, y0, np.max(xs) - x0, np.max(ys) - y0]))
+            rows.append(bounding_box(values[0::2], values[1::2]))
         elif values.size == 1 and np.isnan(values[0]):
             rows.append(np.full(4, np.nan))
         else:
@@ -339,8 +347,6 @@ def load_dataset(root: str | Path, sequences_root: str | Path | None = None) -> 
     split = split_file(root)
     if split is not None:
         if sequences_root is None:
-            from mlkd_training.config import shared_dir
-
             sequences_root = Path(shared_dir()) / "data" / "sequences"
         return load_split_part(split[0], split[1], Path(sequences_root))
     root = Path(root)
@@ -383,7 +389,7 @@ def ground_truth_attributes(boxes: np.ndarray) -> dict[str, np.ndarray]:
     (NaN rows: the target is fully occluded or out of view). Thresholds apply at the stored resolution.
     """
     boxes = np.asarray(boxes, dtype=np.float64)
-    valid = np.all(np.isfinite(boxes), axis=1) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
+    valid = labelled_mask(boxes)
     out = {k: np.zeros(len(boxes), dtype=bool) for k in ("SV", "ARC", "LR", "FM", "FOC")}
     out["FOC"] = ~valid
     if not valid.any():
