@@ -23,6 +23,8 @@ from rosbags.rosbag2 import Reader, Writer
 from rosbags.rosbag2.writer import StoragePlugin
 from rosbags.typesys import Stores, get_typestore
 
+from mlkd_ros.camera_frame import CAMERA_FRAME
+
 log = logging.getLogger("mlkd.bag")
 
 IMAGE_TOPIC = "camera/image"
@@ -89,7 +91,7 @@ def _stamp(t_ns: int):
     return time_type(sec=int(t_ns // 1_000_000_000), nanosec=int(t_ns % 1_000_000_000))
 
 
-def _header(t_ns: int, frame_id: str = "camera"):
+def _header(t_ns: int, frame_id: str = CAMERA_FRAME):
     return TYPESTORE.types["std_msgs/msg/Header"](stamp=_stamp(t_ns), frame_id=frame_id)
 
 
