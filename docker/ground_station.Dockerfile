@@ -35,9 +35,12 @@ COPY mlkd_ros/ mlkd_ros/
 COPY training/ training/
 COPY launch/ launch/
 
+# colcon runs setup.py with the interpreter that runs colcon, and setuptools writes that interpreter into
+# every script's shebang: /usr/bin/colcon would give the nodes /usr/bin/python3 (no onnxruntime-gpu, no
+# numpy 2). The venv's python runs Ubuntu's colcon (seen through --system-site-packages) instead.
 WORKDIR /ws
 RUN . "/opt/ros/${ROS_DISTRO}/setup.bash" \
-    && colcon build --packages-select mlkd_ros \
+    && "${VIRTUAL_ENV}/bin/python" -m colcon build --packages-select mlkd_ros \
     && rm -rf build log
 
 # DDS over shared memory only (no socket: other hosts cannot reach the nodes), 64 MB segment for images.

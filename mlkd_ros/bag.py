@@ -24,6 +24,7 @@ from rosbags.rosbag2.writer import StoragePlugin
 from rosbags.typesys import Stores, get_typestore
 
 from mlkd_model.boxes import bounding_box, corners, is_labelled
+from mlkd_ros.camera_frame import CAMERA_FRAME
 from mlkd_ros.stamps import stamp_ns
 
 log = logging.getLogger("mlkd.bag")
@@ -92,7 +93,7 @@ def _stamp(t_ns: int):
     return time_type(sec=int(t_ns // 1_000_000_000), nanosec=int(t_ns % 1_000_000_000))
 
 
-def _header(t_ns: int, frame_id: str = "camera"):
+def _header(t_ns: int, frame_id: str = CAMERA_FRAME):
     return TYPESTORE.types["std_msgs/msg/Header"](stamp=_stamp(t_ns), frame_id=frame_id)
 
 

@@ -26,18 +26,37 @@ def _text(source: str, node: ast.expr) -> str:
     return seg[2:-1] if isinstance(node, ast.JoinedStr) else seg  # f"{a}_kp" -> {a}_kp
 
 
+def _constants(tree: ast.Module, here: Path) -> dict[str, str]:
+    """Module-level NAME = "literal" of the module, and of this package's modules it imports NAME from:
+    a default written as a named constant is shown as its value."""
+    out = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+            out.update({t.id: repr(node.value.value) for t in node.targets if isinstance(t, ast.Name)})
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mlkd_ros."):
+            path = here.joinpath(*node.module.split(".")[1:]).with_suffix(".py")
+            if path.is_file():
+                theirs = _constants(ast.parse(path.read_text()), here)
+                out.update({a.asname or a.name: theirs[a.name] for a in node.names if a.name in theirs})
+    return out
+
+
 def parameters(source: str | Path) -> list[tuple[str, str, str, str]]:
     """(name, default, description, range) of each parameter the module declares, in source order: the
     declare(node, "name", default, "description"[, lo, hi]) calls, and ("name", default, "description", lo,
     hi) tuples (tables of parameters declared in a loop)."""
     text = Path(source).read_text()
+    tree = ast.parse(text)
+    constants = _constants(tree, Path(__file__).resolve().parent)
     strings = (ast.Constant, ast.JoinedStr)
     found = []
-    for node in ast.walk(ast.parse(text)):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "declare" and len(node.args) >= 4:
             fields = node.args[1:]
         elif isinstance(node, ast.Tuple) and len(node.elts) == 5:
             fields = node.elts
+            if any(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in fields[3:]):
+                continue  # a range is numbers: five names (tracker_node's MODEL_PARAMS) are no parameter
         else:
             continue
         name, default, desc = fields[:3]
@@ -48,6 +67,7 @@ def parameters(source: str | Path) -> list[tuple[str, str, str, str]]:
         rng = fields[3:5]
         span = " .. ".join(_text(text, a) for a in rng) if len(rng) == 2 else ""
         shown = ast.get_source_segment(text, default) or "?"
+        shown = constants.get(shown, shown)
         found.append((node.lineno, node.col_offset, _text(text, name), shown, _text(text, desc), span))
     return [f[2:] for f in sorted(found)]
 

@@ -60,6 +60,7 @@ from mlkd_ros.anafi import (
     gimbal_command,
     setting_commands,
 )
+from mlkd_ros.camera_frame import CAMERA_FRAME
 from mlkd_ros.dds import CONTROL_QOS, IMAGE_QOS
 from mlkd_ros.dds_guard import piloting_refusal
 from mlkd_ros.image_conversion import numpy_to_compressed, numpy_to_image
@@ -135,7 +136,9 @@ class OlympeBridge(Node):
         self.keep_aspect = declare(self, "keep_aspect", True, "resize keeping the stream's aspect ratio (fit inside)")
         self.settings = {k: declare(self, k, d, desc, lo, hi) for k, (d, desc, lo, hi) in SETTING_PARAMS.items()}
         self.settings.update({k: declare(self, k, d, desc) for k, (d, desc) in CAMERA_PARAMS.items()})
-        self.frame_id = declare(self, "frame_id", "camera", "header.frame_id of the images")
+        self.frame_id = declare(
+            self, "frame_id", CAMERA_FRAME, "header.frame_id of the images and camera_info (REP-103 optical frame)"
+        )
         self.hfov = math.radians(declare(self, "hfov_deg", 69.0, "horizontal field of view", 1.0, 179.0))
         stall = declare(self, "stall_timeout", 2.0, "s without a frame before reconnecting", 0.1, 60.0, **ro)
         self.cmd_timeout = declare(self, "cmd_vel_timeout", 0.5, "s; older cmd_vel -> hover", 0.05, 10.0)

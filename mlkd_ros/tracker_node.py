@@ -31,6 +31,7 @@ from std_srvs.srv import Trigger
 
 from mlkd_model.frames import BoxError, FrameError, check_box
 from mlkd_ros.boxes import Box, box_to_polygon, load_ground_truth, polygon_to_box
+from mlkd_ros.camera_frame import CAMERA_FRAME
 from mlkd_ros.dds import CONTROL_QOS, IMAGE_QOS
 from mlkd_ros.image_conversion import ImageConversionError, image_to_numpy
 from mlkd_ros.live_cle import CleMatcher
@@ -126,6 +127,9 @@ class TrackerNode(Node):
         self._cv = threading.Condition()
         self._latest: tuple[Image, float, int] | None = None  # msg, receive time, receive index
         self._recent: deque[tuple[int, Image, int]] = deque(maxlen=self.init_buffer)  # stamp, msg, index
+        # A box is in its image's frame: the empty polygons sent with no image at hand (stale video, reset)
+        # name the frame of the last image seen, so every box of a stream names one frame.
+        self._frame_id = CAMERA_FRAME
         self._pending_init: PolygonStamped | None = None
         self._pending_since = 0.0  # when the pending init started waiting for its frame
         self._init_new = False  # wake the worker once per init, not on every wait for the init's frame
@@ -190,6 +194,7 @@ class TrackerNode(Node):
             if self._latest is not None:
                 self.dropped += 1  # the worker never saw it: a newer frame replaces it
             self._latest = (msg, now, self.received)
+            self._frame_id = msg.header.frame_id
             self._recent.append((stamp_ns(msg.header), msg, self.received))
             self.received += 1
             self._cv.notify()
@@ -214,7 +219,7 @@ class TrackerNode(Node):
                 expired, self._pending_init = self._pending_init, None
         if event:
             header = PolygonStamped().header
-            header.stamp = self.get_clock().now().to_msg()
+            header.stamp, header.frame_id = self.get_clock().now().to_msg(), self._frame_id
             self._announce_loss(header)
         if expired is not None:
             self._report(
@@ -295,7 +300,11 @@ class TrackerNode(Node):
 
     def _last_header(self):
         with self._cv:
-            return self._recent[-1][1].header if self._recent else PolygonStamped().header
+            if self._recent:
+                return self._recent[-1][1].header
+            header = PolygonStamped().header
+            header.frame_id = self._frame_id
+            return header
 
     # ---- errors: logged once per distinct message, always counted and shown in /diagnostics ----
     def _report(self, text: str) -> None:

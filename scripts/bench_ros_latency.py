@@ -112,6 +112,7 @@ def main() -> int:
 
     from mlkd_ros import launch_xml
     from mlkd_ros.boxes import box_to_polygon
+    from mlkd_ros.camera_frame import CAMERA_FRAME
     from mlkd_ros.dds import CONTROL_QOS, IMAGE_QOS, ros_env
     from mlkd_ros.image_conversion import numpy_to_image
 
@@ -160,7 +161,7 @@ def main() -> int:
             msg = Image(height=args.height, width=args.width, encoding="bgr8", step=args.width * 3)
             msg.data = data[i % len(data)]
             msg.header.stamp = node.get_clock().now().to_msg()
-            msg.header.frame_id = "camera"
+            msg.header.frame_id = CAMERA_FRAME
             img_pub.publish(msg)
             if i == 0:
                 init_pub.publish(PolygonStamped(header=msg.header, polygon=box_to_polygon(gt[0])))

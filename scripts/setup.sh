@@ -26,5 +26,7 @@ if [ "$profile" = dev ]; then
   olympe="$venv/olympe"
   [ -x "$olympe/bin/python" ] || python3.11 -m venv "$olympe" 2>/dev/null || python3 -m venv "$olympe"
   "$olympe/bin/python" -m pip --disable-pip-version-check -q install -r "$root/requirements/ros.txt" -r "$root/requirements/olympe.txt"
+  # colcon outside the venv's site-packages, as in the Docker image (tests/test_docker.py builds with it).
+  "${pip[@]}" install --no-deps --upgrade --target "$venv/colcon" -r "$root/requirements/colcon.txt"
 fi
 touch "$stamp"

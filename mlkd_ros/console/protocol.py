@@ -1,6 +1,6 @@
 """Messages a browser may send (JSON text over the WebSocket), checked before anything reaches ROS.
 
-    {"type": "init", "id": 7, "box": [x, y, w, h], "stamp": [sec, nanosec], "frame_id": "camera"}
+    {"type": "init", "id": 7, "box": [x, y, w, h], "stamp": [sec, nanosec], "frame_id": "camera_optical_frame"}
     {"type": "reset" | "land" | "hover", "id": 8}
     {"type": "follow" | "arm", "id": 9, "enable": true}
     {"type": "takeoff", "id": 10, "confirm": true}

@@ -25,6 +25,7 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 from mlkd_ros import launch_xml  # noqa: E402
+from mlkd_ros.camera_frame import CAMERA_FRAME  # noqa: E402
 from mlkd_ros.dds import IMAGE_QOS, ros_env  # noqa: E402
 from mlkd_ros.image_conversion import numpy_to_image  # noqa: E402
 
@@ -132,6 +133,7 @@ class Camera:
         self.data = [numpy_to_image(f).data for f in frames]  # converted once: the publisher stays cheap
         self.height, self.width = frames[0].shape[:2]
         self.index = 0  # next frame of the sequence
+        self.frame_id = CAMERA_FRAME  # header.frame_id of what it publishes
         self.sent: dict[tuple[int, int], int] = {}  # stamp -> frame index
 
     def publish(self, msg: Image | None = None) -> Image:
@@ -143,7 +145,7 @@ class Camera:
             msg.data = self.data[index]
             self.index += 1
         msg.header.stamp = self.probe.node.get_clock().now().to_msg()
-        msg.header.frame_id = "camera"
+        msg.header.frame_id = self.frame_id
         if index is not None:
             self.sent[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = index
         self.pub.publish(msg)

@@ -19,6 +19,7 @@ from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import Image
 from std_srvs.srv import SetBool, Trigger
 
+from mlkd_ros.camera_frame import CAMERA_FRAME
 from mlkd_ros.dds import CONTROL_QOS, IMAGE_QOS
 from mlkd_ros.image_conversion import numpy_to_image
 
@@ -94,7 +95,7 @@ class FramePublisher:
         msg = Image(height=h, width=w, encoding="bgr8", step=w * 3)
         msg.data = self.data[index]
         msg.header.stamp = self.node.get_clock().now().to_msg()
-        msg.header.frame_id = "camera"
+        msg.header.frame_id = CAMERA_FRAME
         self.sent[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = index
         self.pub.publish(msg)
 

@@ -152,6 +152,7 @@ def _observe(args, holder, procs, work: Path) -> dict:
     from rcl_interfaces.srv import GetParameters, SetParameters
     from std_srvs.srv import SetBool
 
+    from mlkd_ros.camera_frame import CAMERA_FRAME
     from mlkd_ros.dds import CONTROL_QOS, IMAGE_QOS
     from mlkd_ros.image_conversion import numpy_to_image
 
@@ -169,7 +170,7 @@ def _observe(args, holder, procs, work: Path) -> dict:
     def tick() -> None:
         msg = frames[state["i"] % len(frames)]
         msg.header.stamp = node.get_clock().now().to_msg()
-        msg.header.frame_id = "camera"
+        msg.header.frame_id = CAMERA_FRAME
         cam.publish(msg)
         state["i"] += 1
 

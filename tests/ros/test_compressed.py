@@ -19,6 +19,7 @@ from mlkd_model.metrics import iou
 from mlkd_ros import launch_xml
 from mlkd_ros.bag import read_frames, read_messages
 from mlkd_ros.boxes import polygon_to_box
+from mlkd_ros.camera_frame import CAMERA_FRAME
 from mlkd_ros.dds import CONTROL_QOS, IMAGE_QOS
 from mlkd_ros.image_conversion import image_to_numpy, numpy_to_compressed
 
@@ -38,7 +39,7 @@ def test_tracker_tracks_jpeg_frames_and_reports_bad_ones(launcher, probe, sequen
 
     def publish(msg: CompressedImage) -> CompressedImage:
         msg.header.stamp = probe.node.get_clock().now().to_msg()
-        msg.header.frame_id = "camera"
+        msg.header.frame_id = CAMERA_FRAME
         pub.publish(msg)
         return msg
 

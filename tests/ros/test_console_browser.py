@@ -20,6 +20,7 @@ from console_helpers import (
 
 from mlkd_model.metrics import iou
 from mlkd_ros.boxes import polygon_to_box
+from mlkd_ros.camera_frame import CAMERA_FRAME
 
 pytestmark = pytest.mark.skipif(
     not browser_available(), reason="chromium / chromium-driver missing: run scripts/setup_system.sh"
@@ -101,7 +102,7 @@ def test_browser_drag_init_boxes_and_keys(launcher, env, domain_id, sequence, tm
         pub.hold = False
         frozen = tuple(js("return window.mlkdConsole.frozenStamp"))
         assert stamp_of(init) == frozen and frozen in pub.sent, "init must carry the header of the frame on screen"
-        assert init.header.frame_id == "camera"
+        assert init.header.frame_id == CAMERA_FRAME
         on_screen = pub.sent[frozen]
         dragged = np.asarray(polygon_to_box(init.polygon))
         assert iou(dragged[None], gt[on_screen][None])[0] > 0.6, (dragged, gt[on_screen])

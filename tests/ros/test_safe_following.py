@@ -98,6 +98,7 @@ def test_stale_video_stops_following_until_reinit_and_reenable(launcher, probe, 
         if i == 0:
             init_pub.publish(init_msg(m.header, gt[0]))
 
+    camera.frame_id = "camera"  # a pre-REP-103 name, as older bags carry: tracked all the same
     camera.stream(30, on_frame=on_frame)
     assert moving(cmds[-1][1]), "following: the pedestrian is right of centre, the drone yaws"
 
@@ -108,6 +109,9 @@ def test_stale_video_stops_following_until_reinit_and_reenable(launcher, probe, 
     assert not late or max(late) < 0.5 + STALE_SLACK_S, late
     states = [values(s)["state"] for t, s in tracker_status(diags) if t > last_frame]
     assert "stale" in states and "lost" in states and states.index("stale") < states.index("lost"), states
+    # Every box names its image's frame, the empty ones sent for the stale / lost video too.
+    assert {m.header.frame_id for _, m in boxes} == {"camera"}, {m.header.frame_id for _, m in boxes}
+    assert any(not m.polygon.points for t, m in boxes if t > last_frame)
     lost = next(s for t, s in tracker_status(diags) if t > last_frame and values(s)["state"] == "lost")
     assert lost.level == DiagnosticStatus.WARN and "waiting for a new init" in lost.message, lost.message
     assert enabled[-1][1].data is False, "following disabled itself after max_frame_gap without a target"

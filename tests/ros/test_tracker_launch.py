@@ -9,6 +9,7 @@ from sensor_msgs.msg import Image
 
 from mlkd_model.metrics import iou
 from mlkd_ros.boxes import polygon_to_box
+from mlkd_ros.camera_frame import CAMERA_FRAME
 from mlkd_ros.dds import CONTROL_QOS
 from mlkd_ros.image_conversion import numpy_to_image
 
@@ -74,7 +75,7 @@ def test_tracker_from_launch_matches_ground_truth(launcher, probe, camera, seque
     for _, m in tracked:
         key = (m.header.stamp.sec, m.header.stamp.nanosec)
         assert key in cam.sent, "a box header must be the header of an image we sent"
-        assert m.header.frame_id == "camera"
+        assert m.header.frame_id == CAMERA_FRAME
         index.append(cam.sent[key])
     assert index[0] == 0, "the init must land on the frame its stamp names"
     pred = np.asarray([polygon_to_box(m.polygon) for _, m in tracked])
