@@ -85,7 +85,7 @@ class NanoTrack(Family):
     unused_checkpoint_keys = ("neck.",)
     train_score = (16, 16)
     regression_loss = "iou"
-    # The outputs are exp'd pixel distances: L_KDR bins log(d / 16) (16 = the stride) on [-3, 3], which
+    # The outputs are exp'd pixel distances: L_KDR bins log(d / stride) on [-3, 3], which
     # undoes the exp, so a few pixels on a small box weigh as much as a proportional error on a large one.
     kd_reg_range = (-3.0, 3.0)
     target = PointTarget
@@ -108,4 +108,4 @@ class NanoTrack(Family):
         return delta[:2] + delta[2:]  # w = left + right, h = top + bottom
 
     def kd_reg_values(self, loc: Any) -> Any:
-        return (loc.float().clamp_min(1e-3) / 16.0).log()
+        return (loc.float().clamp_min(1e-3) / float(self.defaults["stride"])).log()
