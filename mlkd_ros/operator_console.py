@@ -17,6 +17,7 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 
 import rclpy
 from aiohttp import web
@@ -26,6 +27,7 @@ from rclpy.signals import SignalHandlerOptions
 from mlkd_ros.console.ros_side import ConsoleNode
 from mlkd_ros.console.security import Guard, TokenError, is_loopback, resolve_token
 from mlkd_ros.console.web import Console, Hub
+from mlkd_ros.node_help import print_help, wants_help
 
 log = logging.getLogger("mlkd.console")
 BIND_RETRY_S = 5.0
@@ -67,6 +69,9 @@ async def serve(node: ConsoleNode, token: str | None) -> None:
 
 
 def main(args: list[str] | None = None) -> int:
+    if wants_help(args):  # the parameters are declared by the ROS side of the console
+        ros_side = Path(__file__).resolve().parent / "console" / "ros_side.py"
+        return print_help(ros_side, "operator_console", __doc__.splitlines()[0])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)  # asyncio handles Ctrl-C
     node = ConsoleNode()

@@ -77,6 +77,7 @@ def test_launch_fails_when_a_node_fails():
         ("cle_logger", "output"),
         ("olympe_bridge", "publish_compressed"),
         ("bag_player", "rate"),
+        ("operator_console", "bind_address"),
     ],
 )
 def test_node_help_lists_parameters(exe, param):
