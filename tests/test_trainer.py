@@ -74,9 +74,13 @@ def _write(tmp_path: Path, cfg: dict, name: str = "cfg.yaml") -> Path:
     return path
 
 
-def _trainer(args: list[str], nproc: int = 1, timeout: int = 120) -> subprocess.CompletedProcess:
+def _trainer(
+    args: list[str], nproc: int = 1, timeout: int = 120, code: str | None = None
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MLKD_THREADS": "1"}
-    if nproc == 1:
+    if code is not None:
+        cmd = [sys.executable, "-c", code, *args]
+    elif nproc == 1:
         cmd = [sys.executable, "-m", "mlkd_training.trainer", *args]
     else:
         with socket.socket() as s:
@@ -238,9 +242,21 @@ def test_kill_and_resume_reaches_same_weights(tmp_path, data_root):
     path = _write(tmp_path, tiny_config(data_root))  # 2 epochs x 4 steps, checkpoint every 2 steps
     full = _trainer(["--config", str(path), "--run-dir", str(tmp_path / "full")])
     assert full.returncode == 0, full.stderr[-3000:]
-    # killed (SIGKILL) after step 3, mid-epoch, one step after the step-2 checkpoint
-    killed = _trainer(["--config", str(path), "--run-dir", str(tmp_path / "cut"), "--debug-kill-at-step", "3"])
-    assert killed.returncode == -9
+    # killed (SIGKILL) after step 3, mid-epoch, one step after the step-2 checkpoint: the trainer runs as
+    # `python -m mlkd_training.trainer`, with its step logger wrapped here to die like a killed job
+    killer = (
+        "import os, signal, sys\n"
+        "import mlkd_training.trainer as t\n"
+        "log_step = t._log_step\n"
+        "def dying(*a, **k):\n"
+        "    log_step(*a, **k)\n"
+        "    if a[5] == 3:\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "t._log_step = dying\n"
+        "sys.exit(t.main(sys.argv[1:]))\n"
+    )
+    killed = _trainer(["--config", str(path), "--run-dir", str(tmp_path / "cut")], code=killer)
+    assert killed.returncode == -9, killed.stderr[-3000:]
     assert (tmp_path / "cut" / "last.pt").is_file() and not (tmp_path / "cut" / "students").exists()
     resumed = _trainer(["--config", str(path), "--run-dir", str(tmp_path / "cut"), "--resume"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]

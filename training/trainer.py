@@ -18,7 +18,6 @@ import datetime
 import logging
 import os
 import platform
-import signal
 import subprocess
 import sys
 import time
@@ -226,7 +225,6 @@ def train(
     resume: bool = False,
     device: str = "auto",
     max_steps: int | None = None,
-    kill_at_step: int | None = None,
 ) -> Path:
     """Train; returns the run directory. max_steps stops early (a partial run, checkpointed)."""
     run_dir = Path(run_dir)
@@ -377,8 +375,6 @@ def train(
             epoch_end = step % steps_per_epoch == 0
             if step % tcfg.checkpoint_every == 0 or epoch_end or step == stop:
                 checkpoint(epoch_end)
-            if kill_at_step is not None and step == kill_at_step:  # test hook: die like a killed job
-                os.kill(os.getpid(), signal.SIGKILL)
             if step >= stop:
                 break
     bar.close()
@@ -429,15 +425,14 @@ def _log_step(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """`mlkd train`'s run arguments (training/commands/train.py) and the hidden test hook."""
+    """`mlkd train`'s run arguments (training/commands/train.py)."""
     add_run_arguments(parser)
-    parser.add_argument("--debug-kill-at-step", type=int, default=None, help=argparse.SUPPRESS)
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     torch.set_num_threads(max(1, int(os.environ.get("MLKD_THREADS", torch.get_num_threads()))))
-    train(cfg, args.run_dir, args.resume, args.device, args.max_steps, args.debug_kill_at_step)
+    train(cfg, args.run_dir, args.resume, args.device, args.max_steps)
     if dist.is_initialized():
         dist.destroy_process_group()
     return 0

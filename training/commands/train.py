@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_arguments(p)
     p.add_argument("--nproc", type=int, default=1, help="processes on this machine (torchrun + DDP), e.g. #GPUs")
-    p.set_defaults(func=run, debug_kill_at_step=None)
+    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
