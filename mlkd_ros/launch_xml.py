@@ -68,12 +68,10 @@ class NodeSpec:
             return KNOWN_EXECUTABLES[self.exec]
         raise LaunchError(f"no executable {self.exec!r} in package {self.pkg!r}")
 
-    def command(self, param_dir: Path, python: str = sys.executable, preamble: str = "") -> list[str]:
+    def command(self, param_dir: Path, python: str = sys.executable) -> list[str]:
         """argv for this node; inline parameters are written as YAML files under param_dir."""
         module, func = self.target.split(":")
         code = f"import sys; from {module} import {func} as _main; sys.exit(_main())"
-        if preamble:  # e.g. the tests' torch import guard
-            code = f"{preamble}\n{code}"
         ros = ["--ros-args", "-r", f"__node:={self.name}"]
         if self.namespace:
             ros += ["-r", f"__ns:={self.namespace if self.namespace.startswith('/') else '/' + self.namespace}"]
@@ -335,7 +333,6 @@ def start(
     only: list[str] | None = None,
     env: dict[str, str] | None = None,
     log_dir: Path | None = None,
-    preamble: str = "",
 ) -> dict[str, subprocess.Popen]:
     """Start the selected nodes as processes; stdout+stderr go to log_dir/<name>.log when given."""
     param_dir = Path(tempfile.mkdtemp(prefix="mlkd_launch_")) if log_dir is None else log_dir
@@ -350,7 +347,7 @@ def start(
         node_env.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "1")
         out = open(log_dir / f"{spec.name}.log", "wb") if log_dir else None  # closed by the child when it exits
         procs[spec.name] = subprocess.Popen(
-            spec.command(param_dir, preamble=preamble),
+            spec.command(param_dir),
             env=node_env,
             stdout=out,
             stderr=subprocess.STDOUT if out else None,

@@ -32,13 +32,13 @@ from mlkd_model.datasets import (
     ground_truth_attributes,
     load_dataset,
     read_boxes,
+    shared_dir,
 )
 from mlkd_model.provenance import git_revision
 from mlkd_training.protocol import cached_night_frames, compare, comparison_markdown
 
 log = logging.getLogger(__name__)
 
-SHARED_NANOTRACK = Path(__file__).resolve().parents[1].parent / "shared" / "weights" / "nanotrack_v2"
 BUILTIN = ("default", "teacher", "nanotrack", "opencv_nano")
 
 
@@ -127,8 +127,9 @@ def _make_plain_tracker(spec: TrackerSpec) -> Tracker:
                 raise ValueError(f"opencv_nano={spec.model}: expected BACKBONE.onnx,HEAD.onnx")
             backbone, head = parts
         else:
-            backbone = SHARED_NANOTRACK / "nanotrack_backbone_sim.onnx"
-            head = SHARED_NANOTRACK / "nanotrack_head_sim.onnx"
+            weights = Path(shared_dir()) / "weights" / "nanotrack_v2"  # $MLKD_SHARED, else shared/ beside
+            backbone = weights / "nanotrack_backbone_sim.onnx"
+            head = weights / "nanotrack_head_sim.onnx"
         return OpenCVNano(backbone, head)
     if spec.kind == "teacher":
         return load_tracker(spec.model, backend="onnx", enhance=True)

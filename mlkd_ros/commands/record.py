@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -80,8 +79,6 @@ def run(args: argparse.Namespace) -> int:
 
     from mlkd_ros.bag import COMPRESSED_TOPIC, IMAGE_TOPIC, RECORD_TOPICS, BagWriter
 
-    if args.domain_id is not None:
-        os.environ["ROS_DOMAIN_ID"] = str(args.domain_id)
     topics = dict(RECORD_TOPICS)
     if args.topics:  # relative or absolute names
         unknown = [t for t in args.topics if t.strip().lstrip("/") not in RECORD_TOPICS]
@@ -95,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     except (FileExistsError, ValueError) as exc:
         log.error("%s", exc)
         return 2
-    rclpy.init()
+    rclpy.init(domain_id=args.domain_id)  # None: ROS_DOMAIN_ID from the environment
     node = rclpy.create_node("mlkd_recorder")
     rec = Recorder(node, writer, topics)
     ex = SingleThreadedExecutor()

@@ -187,13 +187,9 @@ def play(
     wait_for: list[str] = (),
 ) -> int:
     """Publish the bag from this process (a ROS node); returns the number of images published."""
-    import os
-
     import rclpy
 
-    if domain_id is not None:
-        os.environ["ROS_DOMAIN_ID"] = str(domain_id)
-    rclpy.init()
+    rclpy.init(domain_id=domain_id)  # None: ROS_DOMAIN_ID from the environment
     try:
         player = Player(bag, rate, init, gt)
         player.wait_for_subscribers(wait_subscribers, list(wait_for))

@@ -33,16 +33,8 @@ ROOT = Path(__file__).resolve().parents[2]
 LAUNCH = ROOT / "launch"
 SEQUENCE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sequences" / "fixtures" / "otb_Crossing"
 
-# Inserted before the node's main(): any torch import (even one guarded by try/except) leaves a mark.
-TORCH_GUARD = """
-import importlib.abc, sys
-class _NoTorch(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            sys.stderr.write("TORCH_IMPORT_ATTEMPT " + name + "\\n")
-            raise ImportError("torch is blocked in ground-station processes")
-sys.meta_path.insert(0, _NoTorch())
-"""
+# A folder whose sitecustomize.py blocks torch in every node process the launcher starts.
+TORCH_GUARD = Path(__file__).resolve().parent / "torch_guard"
 
 
 @pytest.fixture(scope="session")
@@ -175,7 +167,8 @@ class Launcher:
 
     def start(self, launch_file: str, only: list[str], **args: str) -> dict:
         desc = launch_xml.parse_launch(LAUNCH / launch_file, {k: str(v) for k, v in args.items()})
-        procs = launch_xml.start(desc, only, env=self.env, log_dir=self.log_dir, preamble=TORCH_GUARD)
+        env = dict(self.env, PYTHONPATH=os.pathsep.join(p for p in (str(TORCH_GUARD), self.env.get("PYTHONPATH")) if p))
+        procs = launch_xml.start(desc, only, env=env, log_dir=self.log_dir)
         self.procs.update(procs)
         return procs
 

@@ -91,10 +91,13 @@ def test_bridge_publishes_jpeg_and_record_keeps_absolute_names(env, probe, seque
         writer.write(f)
     writer.release()
     bag = tmp_path / "flight"
+    # --domain-id, not the recorder's environment (set to another domain here), picks the domain it records
+    domain = env["ROS_DOMAIN_ID"]
+    elsewhere = dict(env, ROS_DOMAIN_ID=str(201 + int(domain) % 30))  # tests use 100..200
     rec = subprocess.Popen(
         [sys.executable, "-m", "mlkd_model.cli", "record", str(bag), "--topics", "/camera/image",
-         "/camera/image/compressed", "--frames", "30"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+         "/camera/image/compressed", "--frames", "30", "--domain-id", domain],
+        env=elsewhere, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     raw = probe.record(Image, "camera/image", IMAGE_QOS)
     jpeg = probe.record(CompressedImage, "camera/image/compressed", IMAGE_QOS)

@@ -126,7 +126,7 @@ def test_cli_prints_commands(capsys):
 
 
 # "The ground-station modules never import torch" is a static check on the import graph now
-# (tests/test_import_graph.py); the launched nodes still run with torch blocked (conftest.TORCH_GUARD).
+# (tests/test_import_graph.py); the launched nodes still run with torch blocked (conftest.TORCH_GUARD, a sitecustomize).
 
 
 def test_scoping_namespaces_and_nested_params_as_ros2_launch(tmp_path):

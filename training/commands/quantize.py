@@ -8,8 +8,6 @@ from pathlib import Path
 
 log = logging.getLogger("mlkd.quantize")
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sequences" / "train"
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -22,7 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model_dir", type=Path, help="float32 model directory (from `mlkd export`, or the embedded one)")
     p.add_argument("--out", type=Path, required=True, help="INT8 model directory to write")
     p.add_argument(
-        "--data", type=Path, default=DEFAULT_DATA, help=f"training sequences to calibrate on (default: {DEFAULT_DATA})"
+        "--data",
+        type=Path,
+        default=None,
+        help="training sequences to calibrate on (default: $MLKD_SHARED/data/sequences/train, MLKD_SHARED "
+        "defaulting to shared/ beside the checkout)",
     )
     p.add_argument("--crops", type=int, default=300, help="calibration pairs (default 300)")
     p.add_argument("--seed", type=int, default=0, help="seed of the crop sampling and darkening (default 0)")
@@ -30,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlkd_model.datasets import DatasetError
+    from mlkd_model.datasets import DatasetError, shared_dir
     from mlkd_model.manifest import ModelDirError
     from mlkd_training.quantize import QuantizeError, quantize_model
 
@@ -38,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
         log.error("--crops must be at least 1, got %d", args.crops)
         return 2
     try:
-        out = quantize_model(args.model_dir, args.out, args.data, args.crops, args.seed)
+        data = args.data or Path(shared_dir()) / "data" / "sequences" / "train"
+        out = quantize_model(args.model_dir, args.out, data, args.crops, args.seed)
     except (QuantizeError, ModelDirError, DatasetError) as exc:
         log.error("%s", exc)
         return 2
