@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 from tqdm import tqdm
@@ -35,17 +34,12 @@ from mlkd_model.datasets import (
     shared_dir,
 )
 from mlkd_model.provenance import git_revision
+from mlkd_model.track_frames import Tracker, track_frames
 from mlkd_training.protocol import cached_night_frames, compare, comparison_markdown
 
 log = logging.getLogger(__name__)
 
 BUILTIN = ("default", "teacher", "nanotrack", "opencv_nano")
-
-
-class Tracker(Protocol):
-    def init(self, frame: np.ndarray, box: tuple[float, float, float, float]) -> None: ...
-
-    def track(self, frame: np.ndarray) -> tuple[tuple[float, float, float, float], float]: ...
 
 
 @dataclass(frozen=True)
@@ -164,16 +158,10 @@ def run_sequence(
     start = first_valid(seq.boxes)
     boxes = np.full((len(seq), 4), np.nan)
     times = np.zeros(len(seq))
-    for i in range(start, len(seq)):
-        image = frame(i)
-        t0 = time.perf_counter()
-        if i == start:
-            tracker.init(image, tuple(float(v) for v in seq.boxes[i]))  # type: ignore[arg-type]
-            boxes[i] = seq.boxes[i]
-        else:
-            boxes[i] = tracker.track(image)[0]
-        times[i] = time.perf_counter() - t0
-        if progress is not None:
+    frames = (frame(i) if i >= start else None for i in range(len(seq)))
+    for step in track_frames(tracker, frames, tuple(seq.boxes[start]), start):
+        boxes[step.index], times[step.index] = step.box, step.seconds
+        if progress is not None and step.index >= start:
             progress()
     return boxes, times
 

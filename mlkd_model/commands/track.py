@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import time
 from pathlib import Path
 
 from tqdm import tqdm
@@ -16,6 +15,7 @@ from mlkd_model.load import BACKENDS, load_tracker
 from mlkd_model.manifest import ModelDirError
 from mlkd_model.provenance import git_revision
 from mlkd_model.sources import SourceError, open_source
+from mlkd_model.track_frames import track_frames
 
 log = logging.getLogger("mlkd.track")
 
@@ -95,17 +95,12 @@ def run(args: argparse.Namespace) -> int:
     boxes: list[tuple[float, ...]] = []
     elapsed = 0.0
     try:
-        for i, frame in enumerate(tqdm(source.frames(), total=len(source), desc=source.name, unit="frame")):
-            if i == 0:
-                tracker.init(frame, init)
-                box, score = tuple(float(v) for v in init), None
-            else:
-                start = time.perf_counter()
-                box, score = tracker.track(frame)
-                elapsed += time.perf_counter() - start
-            boxes.append(box)
+        frames = tqdm(source.frames(), total=len(source), desc=source.name, unit="frame")
+        for step in track_frames(tracker, frames, init):
+            elapsed += step.seconds if step.index > 0 else 0.0  # frames/s of tracking, the init left out
+            boxes.append(step.box)
             if video:
-                video.write(frame, box, score)
+                video.write(step.frame, step.box, step.score)
     except (SourceError, FrameError, BoxError) as exc:
         log.error("%s", exc)
         return 2

@@ -117,24 +117,17 @@ def frame_stamps(bag: Path) -> np.ndarray:
 
 def run_offline(bag: Path, gt: np.ndarray, init: tuple, models: list[str]) -> dict[str, np.ndarray]:
     from mlkd_model.load import load_tracker
+    from mlkd_model.track_frames import track_frames
     from mlkd_ros.bag import read_frames
 
     results = {}
     for spec in models or ["MLKD-Track=embedded"]:
         name, model_dir = _named(spec, Path(spec).name)
         tracker = load_tracker(None if model_dir in ("", "embedded") else model_dir)
-        boxes = []
         t0 = time.monotonic()
         start, box0 = init
-        for i, (_, frame) in enumerate(read_frames(bag)):
-            if i < start:
-                boxes.append((np.nan,) * 4)
-            elif i == start:
-                tracker.init(frame, box0)
-                boxes.append(box0)
-            else:
-                box, _score = tracker.track(frame)
-                boxes.append(box)
+        frames = (frame for _, frame in read_frames(bag))
+        boxes = [step.box for step in track_frames(tracker, frames, box0, start)]
         log.info("%s: %d frames in %.1f s", name, len(boxes), time.monotonic() - t0)
         results[name] = np.asarray(boxes, dtype=np.float64)
     return results
