@@ -53,5 +53,20 @@ setup(
             "bag_player = mlkd_ros.bag_player:main",
             "operator_console = mlkd_ros.operator_console:main",
         ],
+        # `mlkd <command>`: each module defines register(subparsers) (mlkd_model/cli.py); a package adds a
+        # command here, so the CLI names no module of the layers above it.
+        "mlkd.commands": [
+            "track = mlkd_model.commands.track",
+            "export = mlkd_model.commands.export",
+            "eval = mlkd_training.commands.eval",
+            "darken = mlkd_training.commands.darken",
+            "report = mlkd_training.commands.report",
+            "train = mlkd_training.commands.train",
+            "quantize = mlkd_training.commands.quantize",
+            "select = mlkd_training.commands.select",
+            "record = mlkd_ros.commands.record",
+            "replay = mlkd_ros.commands.replay",
+            "bag-from-frames = mlkd_ros.commands.bag_from_frames",
+        ],
     },
 )

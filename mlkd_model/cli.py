@@ -1,7 +1,9 @@
 """`mlkd` command line: one sub-command per module, each registering its own parser.
 
-Sub-command modules are imported lazily when their parser is built, so `mlkd track` on a
-ground-station install (no torch) never imports the training stack. A command whose optional
+The modules are found through the `mlkd.commands` entry points that the packages declare (setup.py),
+so this runtime module names none of the training or ground-station modules above it. They are imported
+when the parser is built, so `mlkd track` on a ground-station install (no torch) never imports the
+training stack. A command whose optional
 dependencies are not installed (torch, the ROS wheels) says which install profile brings them and
 exits with 2 (`mlkd_model.commands.missing_dependency`), whether its module or its run lacks them.
 """
@@ -9,26 +11,21 @@ exits with 2 (`mlkd_model.commands.missing_dependency`), whether its module or i
 from __future__ import annotations
 
 import argparse
-import importlib
+import importlib.metadata
 import logging
 import sys
 
 from mlkd_model.commands import missing_dependency
 
-# Each module defines `register(subparsers)`, which adds one parser and sets `func=handler(args) -> int`.
-COMMANDS = [
-    "mlkd_model.commands.track",
-    "mlkd_model.commands.export",
-    "mlkd_training.commands.eval",
-    "mlkd_training.commands.darken",
-    "mlkd_training.commands.report",
-    "mlkd_training.commands.train",
-    "mlkd_training.commands.quantize",
-    "mlkd_training.commands.select",
-    "mlkd_ros.commands.record",
-    "mlkd_ros.commands.replay",
-    "mlkd_ros.commands.bag_from_frames",
-]
+COMMAND_GROUP = "mlkd.commands"  # entry points: NAME = module defining register(subparsers) (setup.py)
+
+
+def commands() -> list[importlib.metadata.EntryPoint]:
+    """The installed `mlkd` commands, in the order the packages declare them."""
+    found = list(importlib.metadata.entry_points(group=COMMAND_GROUP))
+    if not found:
+        raise SystemExit("mlkd: no commands are installed (no 'mlkd.commands' entry points): run scripts/setup.sh")
+    return found
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,11 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
+    for command in commands():
         try:
-            module = importlib.import_module(name)
+            module = command.load()  # the module, imported only now
         except ImportError as exc:  # e.g. training commands on a runtime-only install
-            stub = sub.add_parser(name.rsplit(".", 1)[1].replace("_", "-"), help=f"(unavailable: needs {exc.name})")
+            stub = sub.add_parser(command.name, help=f"(unavailable: needs {exc.name})")
             stub.set_defaults(func=lambda _a, e=exc: missing_dependency(e))
             continue
         module.register(sub)

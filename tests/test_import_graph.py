@@ -10,6 +10,7 @@ The torch side of `mlkd_model` is listed in TORCH_SIDE; docs/architecture.md des
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -131,8 +132,9 @@ def test_ground_station_never_imports_torch_or_training(module):
 
 
 def test_runtime_never_imports_training_even_lazily():
-    """mlkd_model sits below mlkd_training: not even a function-level import goes up (the CLI names the
-    training commands by string, which is its registration, not an import)."""
+    """mlkd_model sits below mlkd_training and mlkd_ros: not even a function-level import of training goes
+    up, and no module path of either is named as a string (the CLI finds their commands through entry
+    points, setup.py's mlkd.commands)."""
     offenders = []
     for name, path in MODULES.items():
         if not name.startswith("mlkd_model"):
@@ -142,4 +144,7 @@ def test_runtime_never_imports_training_even_lazily():
             if isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
             offenders += [f"{name}: {n}" for n in names if n.split(".")[0] == "mlkd_training"]
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                if re.fullmatch(r"mlkd_(training|ros)(\.\w+)+(:\w+)?", node.value):
+                    offenders.append(f"{name}: names {node.value!r}")
     assert not offenders, offenders
