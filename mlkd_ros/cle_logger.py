@@ -10,12 +10,12 @@ from pathlib import Path
 
 import rclpy
 from geometry_msgs.msg import PointStamped, PolygonStamped
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from mlkd_ros.boxes import polygon_to_box
 from mlkd_ros.dds import CONTROL_QOS
 from mlkd_ros.node_help import print_help, wants_help
+from mlkd_ros.node_process import spin_node
 from mlkd_ros.ros_params import declare
 
 HEADER = "stamp,x,y,w,h,cle_x,cle_y,cle\n"
@@ -66,15 +66,7 @@ def main(args: list[str] | None = None) -> int | None:
     if wants_help(args):
         return print_help(__file__, "cle_logger", __doc__.splitlines()[0])
     rclpy.init(args=args)
-    node = CleLogger()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.file.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    return spin_node(CleLogger(), lambda node: node.file.close())
 
 
 if __name__ == "__main__":

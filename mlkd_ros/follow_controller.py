@@ -33,7 +33,6 @@ from dataclasses import dataclass
 import rclpy
 from geometry_msgs.msg import PolygonStamped, Twist
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
@@ -46,6 +45,7 @@ from mlkd_ros.boxes import polygon_to_box
 from mlkd_ros.dds import CONTROL_QOS, IMAGE_QOS
 from mlkd_ros.dds_guard import piloting_refusal
 from mlkd_ros.node_help import print_help, wants_help
+from mlkd_ros.node_process import spin_node
 from mlkd_ros.ros_params import declare
 
 AXES = ("yaw", "z", "x")
@@ -321,18 +321,14 @@ def main(args: list[str] | None = None) -> int:
     # Own signal handling: rclpy's would shut the context down before we could send the last zero.
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    node = FollowController()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node.enabled and rclpy.ok():
-            node._send(0.0, 0.0, 0.0)  # leave the drone hovering
-            time.sleep(0.2)  # let the reliable writer deliver it before the participant goes
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node(FollowController(), _leave_hovering)
+
+
+def _leave_hovering(node: FollowController) -> None:
+    """On the way out, a last zero command while following, so the drone is left hovering."""
+    if node.enabled and rclpy.ok():
+        node._send(0.0, 0.0, 0.0)
+        time.sleep(0.2)  # let the reliable writer deliver it before the participant goes
 
 
 if __name__ == "__main__":

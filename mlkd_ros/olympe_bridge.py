@@ -44,7 +44,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -65,6 +65,7 @@ from mlkd_ros.dds import CONTROL_QOS, IMAGE_QOS
 from mlkd_ros.dds_guard import piloting_refusal
 from mlkd_ros.image_conversion import numpy_to_compressed, numpy_to_image
 from mlkd_ros.node_help import print_help, wants_help
+from mlkd_ros.node_process import spin_node
 from mlkd_ros.piloting import PilotingGate, PilotingLimits
 from mlkd_ros.ros_params import declare
 from mlkd_ros.video import backoff_delays, olympe_available, open_source
@@ -567,18 +568,8 @@ def main(args: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     _maybe_reexec()
     rclpy.init(args=args)
-    node = OlympeBridge()
     executor = MultiThreadedExecutor(num_threads=4)  # one per callback group and one spare
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.stop()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node(OlympeBridge(), OlympeBridge.stop, executor)
 
 
 if __name__ == "__main__":

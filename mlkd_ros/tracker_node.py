@@ -24,7 +24,6 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PointStamped, PolygonStamped
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
@@ -36,6 +35,7 @@ from mlkd_ros.dds import CONTROL_QOS, IMAGE_QOS
 from mlkd_ros.image_conversion import ImageConversionError, image_to_numpy
 from mlkd_ros.live_cle import CleMatcher
 from mlkd_ros.node_help import print_help, wants_help
+from mlkd_ros.node_process import spin_node
 from mlkd_ros.ros_params import declare
 from mlkd_ros.stamps import stamp_ns
 from mlkd_ros.track_state import POLICIES, LossRule, TrackState
@@ -529,15 +529,7 @@ def main(args: list[str] | None = None) -> int | None:
         return print_help(__file__, "tracker_node", __doc__.splitlines()[0])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     rclpy.init(args=args)
-    node = TrackerNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.stop()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    return spin_node(TrackerNode(), TrackerNode.stop)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from geometry_msgs.msg import Point32, PolygonStamped
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from sensor_msgs.msg import Image
+from test_tracker_launch import start_tracker
 
 from mlkd_ros.boxes import box_to_polygon
 from mlkd_ros.dds import CONTROL_QOS
@@ -34,12 +35,7 @@ def _poly(points) -> PolygonStamped:
 
 def test_bad_inputs_are_reported_and_tracking_continues(launcher, probe, camera, sequence):
     _, gt = sequence
-    launcher.start("ground_station.launch.xml", ["tracker"])
-    boxes = probe.record(PolygonStamped, "tracker/box", CONTROL_QOS)
-    diags = probe.record(DiagnosticArray, "/diagnostics", CONTROL_QOS)
-    init_pub = probe.node.create_publisher(PolygonStamped, "tracker/init", CONTROL_QOS)
-    camera.wait_connected()
-    assert probe.wait_matched(init_pub, 20)
+    boxes, diags, init_pub = start_tracker(launcher, probe, camera)
     camera.stream(
         3,
         on_frame=lambda i, m: (

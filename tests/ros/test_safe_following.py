@@ -22,6 +22,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool
 from std_srvs.srv import SetBool
+from test_tracker_launch import start_tracker
 
 from mlkd_model.default_model import MODEL_DIR
 from mlkd_model.metrics import iou
@@ -156,12 +157,7 @@ def test_bad_inits_and_models_are_refused_and_the_track_kept(launcher, probe, ca
     # Back and forth through the clip, so the pedestrian never jumps when the sequence wraps.
     camera.data += camera.data[-2:0:-1]
     gt = np.concatenate([gt, gt[-2:0:-1]])
-    launcher.start("ground_station.launch.xml", ["tracker"])
-    boxes = probe.record(PolygonStamped, "tracker/box", CONTROL_QOS)
-    diags = probe.record(DiagnosticArray, "/diagnostics", CONTROL_QOS)
-    init_pub = probe.node.create_publisher(PolygonStamped, "tracker/init", CONTROL_QOS)
-    camera.wait_connected()
-    assert probe.wait_matched(init_pub, 20)
+    boxes, diags, init_pub = start_tracker(launcher, probe, camera)
     camera.stream(5)
     first = camera.publish()
     probe.spin(0.05)

@@ -20,6 +20,18 @@ IOU_MARGIN = 0.15
 IOU_FLOOR = 0.55
 
 
+def start_tracker(launcher, probe, camera) -> tuple[list, list, object]:
+    """The tracker node from the ground-station launch file, with the camera connected: returns the
+    recorded tracker/box and /diagnostics messages and a publisher on tracker/init matched to it."""
+    launcher.start("ground_station.launch.xml", ["tracker"])
+    boxes = probe.record(PolygonStamped, "tracker/box", CONTROL_QOS)
+    diags = probe.record(DiagnosticArray, "/diagnostics", CONTROL_QOS)
+    init_pub = probe.node.create_publisher(PolygonStamped, "tracker/init", CONTROL_QOS)
+    camera.wait_connected()
+    assert probe.wait_matched(init_pub, 20)
+    return boxes, diags, init_pub
+
+
 def init_msg(header, box, corners: int = 2) -> PolygonStamped:
     x, y, w, h = (float(v) for v in box)
     pts = [(x, y), (x + w, y + h)] if corners == 2 else [(x, y), (x + w, y), (x + w, y + h), (x, y + h)]
@@ -148,12 +160,7 @@ def set_param(probe, name: str, value) -> bool:
 def test_redetect_policies(launcher, probe, camera, sequence):
     """Noise frames make the score collapse: `recover` reports lost then resumes, `stop` stays lost."""
     _, gt = sequence
-    launcher.start("ground_station.launch.xml", ["tracker"])
-    boxes = probe.record(PolygonStamped, "tracker/box", CONTROL_QOS)
-    diags = probe.record(DiagnosticArray, "/diagnostics", CONTROL_QOS)
-    init_pub = probe.node.create_publisher(PolygonStamped, "tracker/init", CONTROL_QOS)
-    camera.wait_connected()
-    assert probe.wait_matched(init_pub, 20)
+    boxes, diags, init_pub = start_tracker(launcher, probe, camera)
     rng = np.random.default_rng(0)
     noise = [rng.integers(0, 256, camera.height * camera.width * 3, dtype=np.uint8) for _ in range(4)]
 
