@@ -33,7 +33,8 @@ IMAGE_TOPIC = "camera/image"
 COMPRESSED_TOPIC = IMAGE_TOPIC + "/compressed"  # image_transport's convention: JPEG sensor_msgs/CompressedImage
 GT_TOPIC = "ground_truth/box"
 BOX_TOPIC = "tracker/box"
-CLE_TOPIC = "tracker/cle"
+CLE_TOPIC = "tracker/cle"  # box centre minus ground-truth centre (replays with ground truth)
+OFFSET_TOPIC = "tracker/offset"  # box centre minus image centre (live, no ground truth)
 # What `mlkd record` takes by default: the video, the tracker's output, and ground truth where it exists.
 RECORD_TOPICS = {
     IMAGE_TOPIC: "sensor_msgs/msg/Image",
@@ -41,6 +42,7 @@ RECORD_TOPICS = {
     "camera/camera_info": "sensor_msgs/msg/CameraInfo",
     BOX_TOPIC: "geometry_msgs/msg/PolygonStamped",
     CLE_TOPIC: "geometry_msgs/msg/PointStamped",
+    OFFSET_TOPIC: "geometry_msgs/msg/PointStamped",
     GT_TOPIC: "geometry_msgs/msg/PolygonStamped",
     "tracker/init": "geometry_msgs/msg/PolygonStamped",
 }

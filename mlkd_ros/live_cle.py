@@ -1,6 +1,7 @@
-"""Which reference the tracker node measures a box's CLE against (no ROS): pure matching logic.
+"""Which reference the tracker node measures a box's centre against (no ROS): pure matching logic.
 
-Live, the reference is the image centre (the CLE is then the offset a follow controller corrects).
+Live, the reference is the image centre: the result is the offset a follow controller corrects, not a
+CLE, and the node publishes it on its own topic (tracker/offset; the CLE goes on tracker/cle).
 In a replay it is the ground truth: from a file (line i = the i-th image received; an unlabelled or
 missing line falls back to the image centre) or from a topic matched by stamp. Over DDS the ground
 truth and the frame race, so a box tracked before its ground truth arrived waits for it instead of
@@ -23,6 +24,7 @@ class Cle:
     key: object  # what the caller gave with the box (its message header)
     box_center: tuple[float, float]
     ref: tuple[float, float]
+    ground_truth: bool = True  # ref is the ground truth's centre (a CLE), else the image centre (an offset)
 
     @property
     def xy(self) -> tuple[float, float]:
@@ -67,4 +69,4 @@ class CleMatcher:
             return Cle(key, box_center, center(gt))
         if self.gt_topic:
             return None  # the topic said this frame has no ground truth
-        return Cle(key, box_center, ((shape[1] - 1) / 2, (shape[0] - 1) / 2))
+        return Cle(key, box_center, ((shape[1] - 1) / 2, (shape[0] - 1) / 2), ground_truth=False)

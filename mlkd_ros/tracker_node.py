@@ -1,4 +1,4 @@
-"""ROS 2 tracker node: camera/image + tracker/init -> tracker/box, tracker/cle, /diagnostics.
+"""ROS 2 tracker node: camera/image + tracker/init -> tracker/box, tracker/cle or tracker/offset, /diagnostics.
 
 The subscription callback only stores the newest frame; a worker thread tracks on it. A slow
 model therefore never builds a backlog: frames that arrive while it is busy replace each other
@@ -6,8 +6,9 @@ and are counted as dropped. Inference is ONNX Runtime (mlkd_model.load, backend 
 module must never import torch.
 
 This node is the ROS I/O around two pure modules: `track_state` (lost / stale video / re-init rules)
-and `live_cle` (which reference a CLE is measured against). Its own mailbox is a condition variable,
-not `video.LatestFrame`, because the worker wakes on a frame, an init or a model change alike.
+and `live_cle` (a box's centre against the ground truth, tracker/cle, or the image centre,
+tracker/offset). Its own mailbox is a condition variable, not `video.LatestFrame`, because the worker
+wakes on a frame, an init or a model change alike.
 Inits are transactional: a box that is absurd for the frame, an init whose stamp names no buffered
 frame, or a failure inside the tracker's init leaves the current track exactly as it was.
 """
@@ -33,7 +34,7 @@ from mlkd_ros.boxes import Box, box_to_polygon, load_ground_truth, polygon_to_bo
 from mlkd_ros.camera_frame import CAMERA_FRAME
 from mlkd_ros.dds import CONTROL_QOS, IMAGE_QOS
 from mlkd_ros.image_conversion import ImageConversionError, image_to_numpy
-from mlkd_ros.live_cle import CleMatcher
+from mlkd_ros.live_cle import Cle, CleMatcher
 from mlkd_ros.node_help import print_help, wants_help
 from mlkd_ros.node_process import spin_node
 from mlkd_ros.ros_params import declare
@@ -121,7 +122,8 @@ class TrackerNode(Node):
         self.track = TrackState(rule)
 
         self.box_pub = self.create_publisher(PolygonStamped, "tracker/box", CONTROL_QOS)
-        self.cle_pub = self.create_publisher(PointStamped, "tracker/cle", CONTROL_QOS)
+        self.cle_pub = self.create_publisher(PointStamped, "tracker/cle", CONTROL_QOS)  # against ground truth
+        self.offset_pub = self.create_publisher(PointStamped, "tracker/offset", CONTROL_QOS)  # against image centre
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", CONTROL_QOS)
 
         self._cv = threading.Condition()
@@ -251,7 +253,7 @@ class TrackerNode(Node):
             box = None
         cle = self.cle.ground_truth(stamp_ns(msg.header), box)
         if cle is not None:
-            self._publish_cle(cle.key, cle.box_center, cle.ref)
+            self._publish_cle(cle.key, cle)
 
     def _check_params(self, params) -> SetParametersResult:
         """Refuse what cannot work before it is applied; a new model is loaded here, so a bad one is refused."""
@@ -473,13 +475,13 @@ class TrackerNode(Node):
             return
         cle = self.cle.box(header, stamp_ns(header), box, shape, index)
         if cle is not None:
-            self._publish_cle(header, cle.box_center, cle.ref)
+            self._publish_cle(header, cle)
 
-    def _publish_cle(self, header, box_center: tuple[float, float], ref: tuple[float, float]) -> None:
+    def _publish_cle(self, header, cle: Cle) -> None:
         pt = PointStamped(header=header)
-        pt.point.x, pt.point.y = box_center[0] - ref[0], box_center[1] - ref[1]
+        pt.point.x, pt.point.y = cle.xy
         pt.point.z = math.hypot(pt.point.x, pt.point.y)
-        self.cle_pub.publish(pt)
+        (self.cle_pub if cle.ground_truth else self.offset_pub).publish(pt)
 
     # ---- diagnostics ----
     def _publish_diagnostics(self) -> None:

@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--topics",
         nargs="+",
         help="topics to record, relative or absolute (default: all of camera/image, camera/image/compressed, "
-        "camera/camera_info, tracker/box, tracker/cle, tracker/init, ground_truth/box)",
+        "camera/camera_info, tracker/box, tracker/cle, tracker/offset, tracker/init, ground_truth/box)",
     )
     p.add_argument("--duration", type=float, help="stop this many seconds after the first image")
     p.add_argument("--frames", type=int, help="stop after this many camera frames (raw or compressed)")

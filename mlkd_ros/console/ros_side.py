@@ -6,7 +6,7 @@ skipped are dropped when a newer box arrives; a frame still without a box after 
 bare; while the tracker is silent (idle, stopped) frames go out at once. Everything the page sees leaves through
 `sink` (web.Hub, thread-safe).
 
-camera/image and tracker/cle are subscribed only while a browser is connected: no decoding cost
+camera/image, tracker/cle and tracker/offset are subscribed only while a browser is connected: no decoding cost
 otherwise, and a console nobody watches never counts as the subscriber that a bag player waits for
 before playing (replay.launch.xml's `wait_for`: the tracker and the CLE logger).
 """
@@ -90,7 +90,7 @@ class ConsoleNode(Node):
 
         self.init_pub = self.create_publisher(PolygonStamped, "tracker/init", CONTROL_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", CONTROL_QOS)
-        self._watching: list = []  # camera/image, tracker/cle subscriptions while a browser is connected
+        self._watching: list = []  # the video and CLE/offset subscriptions while a browser is connected
         self.create_subscription(PolygonStamped, "tracker/box", self._on_box, CONTROL_QOS)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, CONTROL_QOS)
         b = bridge.strip("/")
@@ -245,7 +245,9 @@ class ConsoleNode(Node):
         if viewers and not self._watching:
             self._watching = [
                 self.create_subscription(Image, "camera/image", self._on_image, IMAGE_QOS),
+                # one plot: the CLE in a replay with ground truth, the offset from the image centre live
                 self.create_subscription(PointStamped, "tracker/cle", self._on_cle, CONTROL_QOS),
+                self.create_subscription(PointStamped, "tracker/offset", self._on_cle, CONTROL_QOS),
             ]
         elif not viewers and self._watching:
             for s in self._watching:

@@ -360,7 +360,7 @@ def scenario_e2e(ns: argparse.Namespace) -> dict:
                 "--topics",
                 "camera/image",
                 "tracker/box",
-                "tracker/cle",
+                "tracker/offset",
                 "--duration",
                 "4",
             ],

@@ -208,6 +208,7 @@ def test_console_loopback_needs_no_token_but_checks_host(launcher, env, probe):
     # Nobody watching: no video / CLE subscriptions (a bag player waits for the tracker's and the logger's).
     assert probe.spin_until(lambda: probe.node.count_publishers("tracker/init") > 0, 20)
     assert probe.node.count_subscribers("camera/image") == 0 and probe.node.count_subscribers("tracker/cle") == 0
+    assert probe.node.count_subscribers("tracker/offset") == 0
 
     async def watch() -> tuple[int, int, dict, bool]:
         async with aiohttp.ClientSession() as s:
