@@ -200,8 +200,9 @@ def test_redetect_policies(launcher, probe, camera, sequence):
 
 def test_cle_reference_from_ground_truth_file_and_topic(env, domain_id, tmp_path):
     """Replay references: from a file, line i is the reference of the i-th image (an unlabelled line falls
-    back to the image centre, as live). From a topic, a frame tracked before its ground truth arrived is
-    measured when it arrives (the two race over DDS), never against the image centre.
+    back to the image centre, as live, and goes out on tracker/offset). From a topic, a frame tracked before
+    its ground truth arrived is measured when it arrives (the two race over DDS), never against the image
+    centre.
     """
     import rclpy
     from geometry_msgs.msg import Point32, Polygon, PolygonStamped
@@ -226,13 +227,15 @@ def test_cle_reference_from_ground_truth_file_and_topic(env, domain_id, tmp_path
     from_topic = TrackerNode(context=ctx, parameter_overrides=[Parameter("ground_truth_topic", value="gt")])
     try:
         box = (20.0, 30.0, 11.0, 21.0)  # centre (25, 40)
-        from_file.cle_pub = Recorder()
+        from_file.cle_pub, from_file.offset_pub = Recorder(), Recorder()
         for i in range(3):
             from_file._publish(Header(), box, 1.0, (100, 200, 3), i)
-        # frame 0 against its line; frame 1 unlabelled and frame 2 beyond the file: the image centre (99.5, 49.5)
-        assert from_file.cle_pub.points == [(0, 0.0, 0.0), (0, -74.5, -9.5), (0, -74.5, -9.5)]
+        # frame 0 against its line (a CLE); frame 1 unlabelled and frame 2 beyond the file: offsets from the
+        # image centre (99.5, 49.5), on their own topic
+        assert from_file.cle_pub.points == [(0, 0.0, 0.0)]
+        assert from_file.offset_pub.points == [(0, -74.5, -9.5), (0, -74.5, -9.5)]
 
-        from_topic.cle_pub = Recorder()
+        from_topic.cle_pub, from_topic.offset_pub = Recorder(), Recorder()
         early, late = Header(), Header()
         early.stamp.sec, late.stamp.sec = 1, 2
         from_topic._publish(early, box, 1.0, (100, 200, 3))  # tracked before its ground truth came
@@ -241,7 +244,7 @@ def test_cle_reference_from_ground_truth_file_and_topic(env, domain_id, tmp_path
         from_topic._on_gt(PolygonStamped(header=early, polygon=corners))
         from_topic._on_gt(PolygonStamped(header=late, polygon=corners))
         from_topic._publish(late, box, 1.0, (100, 200, 3))
-        assert from_topic.cle_pub.points == [(1, 5.5, -4.5), (2, 5.5, -4.5)]
+        assert from_topic.cle_pub.points == [(1, 5.5, -4.5), (2, 5.5, -4.5)] and not from_topic.offset_pub.points
     finally:
         for node in (from_file, from_topic):
             node.stop()
