@@ -118,16 +118,20 @@ def test_recorded_flight_replays_with_cle(e2e):
     summary = json.loads((work / "flight_cle.json").read_text())
     for name in ("MLKD-Track", "replayed", "replayed 2x", "recorded (live)"):
         assert summary[name]["frames_scored"] == n and summary[name]["frames_excluded"] == 0, (name, summary[name])
-    # The live tracker followed the target through the flight (it may have skipped frames: each counts as a miss).
-    # How many frames the live node skipped depends on the load of the machine (0.36 seen with a full suite
-    # beside it): the CLE of the boxes it did publish is the tracking check, the precision only a floor.
-    assert summary["recorded (live)"]["mean_cle_px"] < 10 and summary["recorded (live)"]["precision_20px"] > 0.25
+    # The live tracker followed the target through the flight. It may have skipped frames (the summary counts
+    # each as a miss), and how many depends on the machine's load (precision 0.36 seen with a full suite beside
+    # it): so the tracking check is on the frames it did publish a box for, and their share is only a floor.
+    assert summary["recorded (live)"]["mean_cle_px"] < 10
+    rows = list(csv.DictReader((work / "flight_cle.csv").open()))
+    live = np.array([float(r["recorded (live)_cle"] or "nan") for r in rows])
+    published = ~np.isnan(live)
+    assert published.mean() > 0.25, published.mean()
+    assert np.mean(live[published] < 20) > 0.8, np.round(live[published], 1)
     # A replay reproduces the offline run over the same frames from the same init box: where the tracker node
     # tracked a frame, its box is the offline one, exactly when it skipped none (the 2x replay may skip a few,
     # which moves later boxes by some pixels): centres within the 20 px precision threshold.
     # Whether the tracker holds the target through a given 4 s of the clip is not the replay's business (played
     # backwards from frame ~58 it drifts, offline too); the evaluation tests measure accuracy.
-    rows = list(csv.DictReader((work / "flight_cle.csv").open()))
     centers = {
         name: np.array([[float(r[f"{name}_{k}"] or "nan") for k in "xywh"] for r in rows]) @ CENTER
         for name in ("MLKD-Track", "replayed", "replayed 2x")
