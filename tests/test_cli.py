@@ -85,3 +85,21 @@ def test_ground_station_path_runs_without_torch(tmp_path, shared):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stderr
     assert len((tmp_path / "otb_Crossing.txt").read_text().splitlines()) == 120
+
+
+def test_train_arguments_reach_torchrun_processes_unchanged():
+    """`mlkd train --nproc N` relaunches `python -m mlkd_training.trainer` under torchrun with the same run
+    arguments, serialised from the one parser definition (no second list to keep in step)."""
+    import argparse
+
+    from mlkd_training.commands.train import add_arguments, run_argv
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    for argv in (
+        ["--config", "c.yaml", "--run-dir", "r"],
+        ["--config", "c.yaml", "--run-dir", "r", "--resume", "--set", "train.epochs=2", "--set", "seed=3",
+         "--device", "cpu", "--max-steps", "5"],
+    ):  # fmt: skip
+        args = parser.parse_args(argv)
+        assert vars(parser.parse_args(run_argv(args))) == vars(args)

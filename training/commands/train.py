@@ -33,6 +33,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (a partial run)")
 
 
+def run_argv(args: argparse.Namespace) -> list[str]:
+    """The run arguments of `args` as a command line for `python -m mlkd_training.trainer`, read off the
+    parser that add_arguments builds, so an argument added there is passed on to torchrun's processes."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_arguments(parser)
+    argv: list[str] = []
+    for action in parser._actions:
+        value, flag = getattr(args, action.dest), action.option_strings[0]
+        if isinstance(action, argparse._StoreTrueAction):
+            argv += [flag] if value else []
+        elif isinstance(action, argparse._AppendAction):
+            argv += [f"{flag}={v}" for v in value]
+        elif value is not None:
+            argv += [flag, str(value)]
+    return argv
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
@@ -56,16 +73,8 @@ def run(args: argparse.Namespace) -> int:
             str(args.nproc),
             "-m",
             "mlkd_training.trainer",
-            "--config",
-            args.config,
-            "--run-dir",
-            args.run_dir,
-            "--device",
-            args.device,
+            *run_argv(args),
         ]
-        cmd += ["--resume"] if args.resume else []
-        cmd += [f"--set={o}" for o in args.overrides]
-        cmd += ["--max-steps", str(args.max_steps)] if args.max_steps is not None else []
         log.info("launching: %s", " ".join(cmd))
         return subprocess.call(cmd)
     from mlkd_training.trainer import run_from_args  # without torch: mlkd_model.cli says which profile
