@@ -130,9 +130,15 @@ def test_controller_process(launcher, probe):
     assert probe.call(SetBool, "follow/enable", SetBool.Request(data=True)).success
     feed(probe, pub, box_at(100, 60), 0.4)
     assert not is_zero(cmds[-1][1])
-    launcher.procs["follow_controller"].send_signal(signal.SIGINT)
-    feed(probe, pub, box_at(100, 60), 0.6)
-    assert is_zero(cmds[-1][1]) and launcher.procs["follow_controller"].wait(5) == 0
+    # Boxes keep coming until the process is gone (so no box timeout can be what zeroes it), however long the
+    # machine's load makes the way out take.
+    proc = launcher.procs["follow_controller"]
+    proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 5.0
+    while proc.poll() is None and time.monotonic() < deadline:
+        feed(probe, pub, box_at(100, 60), 0.1)
+    probe.spin(0.3)
+    assert proc.poll() == 0 and is_zero(cmds[-1][1]), (proc.poll(), cmds[-3:])
 
 
 def test_tracker_stopped_or_killed_means_hover(launcher, probe, camera, sequence):
