@@ -320,7 +320,10 @@ def main(args: list[str] | None = None) -> int:
         return 2
     # Own signal handling: rclpy's would shut the context down before we could send the last zero.
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    # SIGINT too, explicitly: a process started from a background shell inherits SIGINT ignored, and Ctrl-C
+    # (what ros2 launch sends first) must still bring the drone to a hover.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _raise_interrupt)
     return spin_node(FollowController(), _leave_hovering)
 
 
