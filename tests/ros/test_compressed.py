@@ -87,7 +87,7 @@ def test_bridge_publishes_jpeg_and_record_keeps_absolute_names(env, probe, seque
     video = tmp_path / "crossing.avi"
     h, w = frames[0].shape[:2]
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (w, h))
-    for f in frames[:N]:
+    for f in frames[:N] * 2:  # 4 s: the bridge plays a file once, and --frames 30 needs 30 of them
         writer.write(f)
     writer.release()
     bag = tmp_path / "flight"
@@ -101,6 +101,13 @@ def test_bridge_publishes_jpeg_and_record_keeps_absolute_names(env, probe, seque
     )  # fmt: skip
     raw = probe.record(Image, "camera/image", IMAGE_QOS)
     jpeg = probe.record(CompressedImage, "camera/image/compressed", IMAGE_QOS)
+
+    # The bridge starts once the recorder subscribes (next to the probe): on a loaded machine the recorder's
+    # start-up can otherwise outlast the clip.
+    def recorder_subscribed() -> bool:
+        return all(probe.node.count_subscribers(t) >= 2 for t in ("/camera/image", "/camera/image/compressed"))
+
+    assert probe.spin_until(recorder_subscribed, 60), ("the recorder never subscribed", rec.poll())
     desc = launch_xml.parse_launch(
         launch_xml.find_pkg_share("mlkd_ros") / "launch" / "ground_station.launch.xml",
         {"drone_ip": "", "image_transport": "compressed"},
