@@ -53,7 +53,7 @@ setup(
             "bag_player = mlkd_ros.bag_player:main",
             "operator_console = mlkd_ros.operator_console:main",
         ],
-        # `mlkd <command>`: each module defines register(subparsers) (mlkd_model/cli.py); a package adds a
+        # `mlkd <command>`: NAME = command module (what it holds: mlkd_model/cli.py); a package adds a
         # command here, so the CLI names no module of the layers above it.
         "mlkd.commands": [
             "track = mlkd_model.commands.track",

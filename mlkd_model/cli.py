@@ -1,4 +1,8 @@
-"""`mlkd` command line: one sub-command per module, each registering its own parser.
+"""`mlkd` command line: one sub-command per module.
+
+A command module holds the whole command: its docstring ("`mlkd NAME ARGS`: one-line help", then what
+`mlkd NAME --help` describes), `add_arguments(parser)` and `run(args) -> int`; it may set
+`FORMATTER` (an argparse help formatter; default: keep the docstring's line breaks).
 
 The modules are found through the `mlkd.commands` entry points that the packages declare (setup.py),
 so this runtime module names none of the training or ground-station modules above it. They are imported
@@ -12,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import inspect
 import logging
 import sys
+from types import ModuleType
 
 from mlkd_model.commands import missing_dependency
 
-COMMAND_GROUP = "mlkd.commands"  # entry points: NAME = module defining register(subparsers) (setup.py)
+COMMAND_GROUP = "mlkd.commands"  # entry points: NAME = command module (setup.py)
 
 
 def commands() -> list[importlib.metadata.EntryPoint]:
@@ -43,8 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
             stub = sub.add_parser(command.name, help=f"(unavailable: needs {exc.name})")
             stub.set_defaults(func=lambda _a, e=exc: missing_dependency(e))
             continue
-        module.register(sub)
+        add_command(sub, command.name, module)
     return parser
+
+
+def add_command(sub: argparse._SubParsersAction, name: str, module: ModuleType) -> None:
+    """The sub-parser of a command module (see the module docstring): help and description from its docstring."""
+    doc = inspect.cleandoc(module.__doc__ or "")
+    summary = doc.partition("\n")[0]
+    short = (summary.partition("`: ")[2] or summary).rstrip(".")
+    formatter = getattr(module, "FORMATTER", argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(name, help=short, description=doc, formatter_class=formatter)
+    module.add_arguments(p)
+    p.set_defaults(func=module.run)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -92,10 +92,10 @@ def test_train_arguments_reach_torchrun_processes_unchanged():
     arguments, serialised from the one parser definition (no second list to keep in step)."""
     import argparse
 
-    from mlkd_training.commands.train import add_arguments, run_argv
+    from mlkd_training.commands.train import add_run_arguments, run_argv
 
     parser = argparse.ArgumentParser()
-    add_arguments(parser)
+    add_run_arguments(parser)
     for argv in (
         ["--config", "c.yaml", "--run-dir", "r"],
         ["--config", "c.yaml", "--run-dir", "r", "--resume", "--set", "train.epochs=2", "--set", "seed=3",
@@ -103,3 +103,23 @@ def test_train_arguments_reach_torchrun_processes_unchanged():
     ):  # fmt: skip
         args = parser.parse_args(argv)
         assert vars(parser.parse_args(run_argv(args))) == vars(args)
+
+
+def test_every_command_module_describes_itself():
+    """The CLI builds each sub-parser from its module: help from the docstring's first line, the docstring as
+    the description, the arguments from add_arguments and run as the handler (mlkd_model/cli.py)."""
+    from mlkd_model.cli import build_parser, commands
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    names = [c.name for c in commands()]
+    assert set(names) >= {"track", "export", "eval", "train", "select", "record", "replay"}
+    helps = {a.dest: a.help for a in sub._choices_actions}
+    for command in commands():
+        module = command.load()
+        p = sub.choices[command.name]
+        assert module.__doc__.startswith(f'`mlkd {command.name}'), command.name
+        assert helps[command.name] and not helps[command.name].startswith("`"), command.name
+        assert p.get_default("func") is module.run
+        assert module.__doc__.splitlines()[0] in p.format_help()
+        assert len(p._actions) > 1, f"{command.name} declares no arguments"

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from mlkd_model.nets.build import build_tracker
 from mlkd_model.provenance import git_revision
-from mlkd_training.commands.train import add_arguments as add_run_arguments
+from mlkd_training.commands.train import add_run_arguments
 from mlkd_training.config import RunConfig, TrainConfig, load_config
 from mlkd_training.data import ShardedBatchSampler, build_dataset, make_loader
 from mlkd_training.framework import FrameworkConfig, MLKDFramework
@@ -424,11 +424,6 @@ def _log_step(
 # --------------------------------------------------------------------------- command line
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """`mlkd train`'s run arguments (training/commands/train.py)."""
-    add_run_arguments(parser)
-
-
 def run_from_args(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     torch.set_num_threads(max(1, int(os.environ.get("MLKD_THREADS", torch.get_num_threads()))))
@@ -440,7 +435,7 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlkd_training.trainer", description=__doc__.splitlines()[0])
-    add_arguments(parser)
+    add_run_arguments(parser)
     args = parser.parse_args(argv)
     rank = int(os.environ.get("RANK", "0"))
     level = logging.INFO if rank == 0 else logging.WARNING

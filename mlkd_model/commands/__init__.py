@@ -1,4 +1,4 @@
-"""`mlkd` sub-commands of the runtime; each module defines `register(subparsers)` (see mlkd_model/cli.py)."""
+"""`mlkd` sub-commands of the runtime; what a command module holds: mlkd_model/cli.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""`mlkd export`: checkpoint -> self-describing ONNX model directory."""
+"""`mlkd export CHECKPOINT`: export a tracker checkpoint to an ONNX model directory (needs torch).
+
+Build the tracker of FAMILY, load CHECKPOINT (pysot / official MLKD / NanoTrack / this project's trainer),
+and write OUT with template.onnx, search.onnx, the torch weights and manifest.json. With --enhancer the
+teacher (DarkLighter + tracker) is exported too, for `mlkd track --enhance`.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +16,7 @@ from mlkd_model.families import family_names
 log = logging.getLogger("mlkd.export")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "export",
-        help="export a tracker checkpoint to an ONNX model directory (needs torch)",
-        description="Build the tracker of FAMILY, load CHECKPOINT (pysot / official MLKD / NanoTrack / this "
-        "project's trainer), and write OUT with template.onnx, search.onnx, the torch weights and manifest.json. "
-        "With --enhancer the teacher (DarkLighter + tracker) is exported too, for `mlkd track --enhance`.",
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", type=Path, help="tracker checkpoint (.pth); loaded with torch.load(weights_only=True)")
     p.add_argument("--family", choices=family_names(), required=True, help="tracker family of the checkpoint")
     p.add_argument("--out", type=Path, required=True, help="model directory to write")
@@ -26,7 +24,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--enhancer", type=Path, default=None, help="DarkLighter checkpoint (e.g. Epoch193.pth) to export the teacher"
     )
     p.add_argument("--notes", default="", help="free text stored in the manifest")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

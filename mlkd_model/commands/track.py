@@ -1,4 +1,9 @@
-"""`mlkd track`: run a tracker over a video, a folder of frames or an OTB sequence."""
+"""`mlkd track SOURCE`: track one object through a video, a folder of frames or an OTB sequence.
+
+Track the object in the --init box through SOURCE. Writes OUT/<source>.txt with one x,y,w,h line per frame
+(the first line is the init box), OUT/<source>.json with the run's settings, and with --video an annotated
+MP4. Prints frames per second.
+"""
 
 from __future__ import annotations
 
@@ -28,14 +33,7 @@ def box_arg(text: str) -> tuple[float, float, float, float]:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "track",
-        help="track one object through a video, a folder of frames or an OTB sequence",
-        description="Track the object in the --init box through SOURCE. Writes OUT/<source>.txt with one "
-        "x,y,w,h line per frame (the first line is the init box), OUT/<source>.json with the run's settings, "
-        "and with --video an annotated MP4. Prints frames per second.",
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "source", type=Path, help="video file, folder of images, or OTB sequence folder (img/ + groundtruth_rect.txt)"
     )
@@ -72,7 +70,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, default=Path("runs/track"), help="output folder (default: runs/track)")
     p.add_argument("--video", action="store_true", help="also write an annotated video OUT/<source>.mp4")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

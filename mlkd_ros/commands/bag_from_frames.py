@@ -1,4 +1,8 @@
-"""`mlkd bag-from-frames`: an image sequence (OTB folder) -> a rosbag2 flight to replay."""
+"""`mlkd bag-from-frames FOLDER OUT`: make a rosbag2 flight out of an OTB sequence folder.
+
+Write FOLDER/img/* as camera/image (bgr8) at --fps, and groundtruth_rect.txt (if present) as ground_truth/box
+(PolygonStamped, same stamps), into a new rosbag2 folder OUT (mcap or sqlite3), to replay.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +13,11 @@ from pathlib import Path
 log = logging.getLogger("mlkd.bag_from_frames")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "bag-from-frames",
-        help="make a rosbag2 flight out of an OTB sequence folder",
-        description="Write FOLDER/img/* as camera/image (bgr8) at --fps, and groundtruth_rect.txt (if present) as "
-        "ground_truth/box (PolygonStamped, same stamps), into a new rosbag2 folder OUT (mcap or sqlite3).",
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("folder", type=Path, help="OTB layout: img/000001.jpg ... [+ groundtruth_rect.txt]")
     p.add_argument("out", type=Path, help="bag folder to create (must not exist)")
     p.add_argument("--fps", type=float, default=30.0, help="frame rate of the stamps (default 30)")
     p.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""`mlkd record`: record a flight (camera, tracker box and CLE, ground truth if any) into a rosbag2 folder.
+"""`mlkd record OUT`: record camera, tracker box and CLE topics (ground truth if any) into a rosbag2.
 
 Subscriptions are raw (serialized CDR straight from DDS into the bag: no decode, no re-encode) with a deep
 queue so a slow disk costs memory, not frames; images best effort (that matches a best-effort camera and a
@@ -17,12 +17,7 @@ from pathlib import Path
 log = logging.getLogger("mlkd.record")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "record",
-        help="record camera, tracker box and CLE topics into a rosbag2 (mcap/sqlite3)",
-        description=__doc__.split("\n\n", 1)[0],
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", type=Path, help="bag folder to create (must not exist)")
     p.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
     p.add_argument(
@@ -34,7 +29,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--duration", type=float, help="stop this many seconds after the first image")
     p.add_argument("--frames", type=int, help="stop after this many camera frames (raw or compressed)")
     p.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID (default: environment)")
-    p.set_defaults(func=run)
 
 
 class Recorder:

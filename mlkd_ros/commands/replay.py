@@ -1,4 +1,4 @@
-"""`mlkd replay`: play a recorded flight to the running tracker, or run trackers over it offline; CLE report.
+"""`mlkd replay BAG`: replay a recorded flight (rosbag2) to the tracker, or offline; CLE plot and numbers.
 
 Online (default): publishes the bag's camera/image (and camera_info, ground_truth/box) with their recorded
 timing scaled by --rate, and tracker/init (first ground-truth box, or the live tracker's first recorded box), to the
@@ -20,13 +20,7 @@ import numpy as np
 log = logging.getLogger("mlkd.replay")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "replay",
-        help="replay a recorded flight (rosbag2) to the tracker, or offline; CLE plot and numbers",
-        description=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("bag", type=Path, help="rosbag2 folder (mcap or sqlite3) with camera/image")
     p.add_argument(
         "--gt",
@@ -64,7 +58,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="online: also wait for a subscriber on TOPIC before playing, repeatable (e.g. tracker/cle for the "
         "cle_logger; camera/image and tracker/init are always waited for)",
     )
-    p.set_defaults(func=run)
 
 
 def _named(spec: str, default: str) -> tuple[str, str]:

@@ -1,4 +1,9 @@
-"""`mlkd darken SRC DST --seed N`: write a night-simulated copy of a sequence or of a dataset (OTB layout)."""
+"""`mlkd darken SRC DST --seed N`: write a night-simulated copy of a sequence folder or a dataset.
+
+Darken every frame of SRC (one sequence, or any dataset layout `mlkd eval` reads) into DST in OTB layout
+(DST/<seq>/img/*.jpg + groundtruth_rect.txt), copying the ground truth. The frames equal what
+`mlkd eval --darken SEED` feeds the trackers.
+"""
 
 from __future__ import annotations
 
@@ -25,18 +30,10 @@ from mlkd_training.night import darken, frame_rng, sequence_params
 log = logging.getLogger(__name__)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "darken",
-        help="write a night-simulated copy of a sequence folder or a dataset",
-        description="Darken every frame of SRC (one sequence, or any dataset layout `mlkd eval` reads) into DST in "
-        "OTB layout (DST/<seq>/img/*.jpg + groundtruth_rect.txt), copying the ground truth. The frames equal what "
-        "`mlkd eval --darken SEED` feeds the trackers.",
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("src", type=Path, help="sequence folder or dataset folder")
     p.add_argument("dst", type=Path, help="output folder (the sequence itself when SRC is one sequence)")
     p.add_argument("--seed", type=int, required=True, help="night simulation seed")
-    p.set_defaults(func=handler)
 
 
 def _source_gt(seq: Sequence) -> Path | None:
@@ -69,7 +66,7 @@ def write_dark_sequence(seq: Sequence, dst: Path, seed: int) -> None:
     )
 
 
-def handler(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     try:
         sequences = load_dataset(args.src)
     except DatasetError as exc:

@@ -1,4 +1,9 @@
-"""`mlkd eval DATA --tracker NAME[=MODEL] ...`: one-pass evaluation of trackers on a dataset."""
+"""`mlkd eval DATA --tracker NAME[=MODEL] ...`: one-pass evaluation (success, precision, normalized precision).
+
+Run trackers over every sequence of DATA and score them as pysot-toolkit does. Writes
+DIR/results/<dataset>/<tracker>/<seq>.txt, DIR/summary.json and DIR/config.json; re-running skips finished
+sequences.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ from mlkd_model.datasets import DatasetError
 
 log = logging.getLogger(__name__)
 
+FORMATTER = argparse.RawTextHelpFormatter  # the tracker table and --darken keep their lines
+
 TRACKER_HELP = """tracker to run, repeatable: NAME[=MODEL].
   default            the embedded default model (ONNX Runtime); NAME=DIR runs any exported model directory
   teacher[=DIR]      DarkLighter enhancer then the tracker (enhance=True)
@@ -18,15 +25,7 @@ TRACKER_HELP = """tracker to run, repeatable: NAME[=MODEL].
   NAME+update[=DIR]  any of this project's trackers with the confidence-gated template update"""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "eval",
-        help="one-pass evaluation (success, precision, normalized precision) of trackers on a dataset",
-        description="Run trackers over every sequence of DATA and score them as pysot-toolkit does. Writes "
-        "DIR/results/<dataset>/<tracker>/<seq>.txt, DIR/summary.json and DIR/config.json; re-running skips "
-        "finished sequences.",
-        formatter_class=argparse.RawTextHelpFormatter,
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", type=Path, help="dataset folder (OTB/UAV123/UAVDark135/NAT2021/... layout), or pysot JSON")
     p.add_argument("--tracker", "-t", action="append", required=True, metavar="NAME[=MODEL]", help=TRACKER_HELP)
     p.add_argument(
@@ -39,7 +38,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-clean", action="store_true", help="with several seeds: skip the clean-frame run")
     p.add_argument("--out", type=Path, default=Path("eval_out"), help="output folder (default: eval_out)")
-    p.set_defaults(func=handler)
 
 
 def _seeds(text: str) -> list[int]:
@@ -52,7 +50,7 @@ def _seeds(text: str) -> list[int]:
     return seeds
 
 
-def handler(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from mlkd_training.evaluate import TrackerSpec, evaluate, evaluate_protocol
 
     try:

@@ -1,4 +1,9 @@
-"""`mlkd quantize MODEL_DIR --out DIR`: INT8 model directory by ONNX Runtime static quantisation."""
+"""`mlkd quantize MODEL_DIR --out DIR`: INT8 search branch by ONNX Runtime static quantisation (training crops).
+
+Write OUT, a model directory like MODEL_DIR's with its search branch quantised to INT8 (QDQ, weights per
+channel) and the float template branch; calibrated on --crops template/search pairs from the training
+sequences in --data (half of them darkened). Validation folders are refused.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,7 @@ from pathlib import Path
 log = logging.getLogger("mlkd.quantize")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "quantize",
-        help="INT8 search branch by ONNX Runtime static quantisation, calibrated on training crops",
-        description="Write OUT, a model directory like MODEL_DIR's with its search branch quantised to INT8 "
-        "(QDQ, weights per channel) and the float template branch; calibrated on --crops template/search pairs "
-        "from the training sequences in --data (half of them darkened). Validation folders are refused.",
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model_dir", type=Path, help="float32 model directory (from `mlkd export`, or the embedded one)")
     p.add_argument("--out", type=Path, required=True, help="INT8 model directory to write")
     p.add_argument(
@@ -28,7 +26,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--crops", type=int, default=300, help="calibration pairs (default 300)")
     p.add_argument("--seed", type=int, default=0, help="seed of the crop sampling and darkening (default 0)")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

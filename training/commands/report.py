@@ -1,4 +1,8 @@
-"""`mlkd report DIR [--data DATA]`: success / precision plots and Markdown tables from an evaluation folder."""
+"""`mlkd report DIR`: plots and tables (success, precision, attributes, comparison) from an evaluation folder.
+
+Score DIR/results/<dataset>/<tracker>/<seq>.txt (from `mlkd eval` or any toolkit using the pysot layout) and
+write success/precision/norm. precision plots (PNG), comparison.md and attributes.md into DIR.
+"""
 
 from __future__ import annotations
 
@@ -9,20 +13,12 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "report",
-        help="plots and tables (success, precision, attributes, comparison) from an evaluation folder",
-        description="Score DIR/results/<dataset>/<tracker>/<seq>.txt (from `mlkd eval` or any toolkit using the "
-        "pysot layout) and write success/precision/norm. precision plots (PNG), comparison.md and attributes.md "
-        "into DIR.",
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("folder", type=Path, metavar="DIR", help="evaluation folder (holds results/)")
     p.add_argument("--data", type=Path, help="dataset path (needed when DIR has no summary.json from `mlkd eval`)")
-    p.set_defaults(func=handler)
 
 
-def handler(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from mlkd_model.datasets import DatasetError
     from mlkd_training.report import make_report
 

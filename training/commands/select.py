@@ -1,6 +1,8 @@
-"""`mlkd select`: score trained students on the validation split, pick MLKD-Track, write the comparison.
+"""`mlkd select --runs RUN... --out OUT`: pick MLKD-Track among trained students on the validation split (needs torch).
 
-The selection itself is mlkd_training/select.py (also runnable as `python -m mlkd_training.select`).
+Export every student of RUNS, score them (and the teacher) on the darkened validation split, write table.md
+and selection.json to OUT, and with --export the chosen MLKD-Track. The selection itself is
+mlkd_training/select.py (also runnable as `python -m mlkd_training.select`).
 """
 
 from __future__ import annotations
@@ -26,17 +28,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="leave out the DarkLighter teacher row (it runs ~100x slower than the students on a CPU)",
     )
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "select",
-        help="pick MLKD-Track among trained students on the validation split (needs torch)",
-        description="Export every student of RUNS, score them (and the teacher) on the darkened validation "
-        "split, write table.md and selection.json to OUT, and with --export the chosen MLKD-Track.",
-    )
-    add_arguments(p)
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

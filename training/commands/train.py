@@ -1,8 +1,9 @@
-"""`mlkd train`: MLKD training (teacher + students, mutual learning) from a YAML config.
+"""`mlkd train --config YAML --run-dir DIR`: train MLKD students from a YAML config (needs torch).
 
-One process: runs in place (CPU or one GPU). --nproc N: relaunches itself under torchrun with N
-processes on this machine (one per GPU; gloo on CPU). For several machines call torchrun directly
-(see docs/training.md).
+Distil a frozen teacher into n students with correlation losses and the mutual-learning room; checkpoints,
+CSV/TensorBoard logs and run info go to RUN_DIR. Configs: training/configs/*.yaml.
+One process runs in place (CPU or one GPU); --nproc N relaunches itself under torchrun with N processes on
+this machine (one per GPU; gloo on CPU). For several machines call torchrun directly (docs/training.md).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 log = logging.getLogger("mlkd.train")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of a run, shared by `mlkd train` and `python -m mlkd_training.trainer` (torchrun's)."""
     parser.add_argument("--config", required=True, help="YAML run configuration (see training/configs/)")
     parser.add_argument("--run-dir", required=True, help="output folder: checkpoints, logs, students, run info")
@@ -35,9 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_argv(args: argparse.Namespace) -> list[str]:
     """The run arguments of `args` as a command line for `python -m mlkd_training.trainer`, read off the
-    parser that add_arguments builds, so an argument added there is passed on to torchrun's processes."""
+    parser that add_run_arguments builds, so an argument added there is passed on to torchrun's processes."""
     parser = argparse.ArgumentParser(add_help=False)
-    add_arguments(parser)
+    add_run_arguments(parser)
     argv: list[str] = []
     for action in parser._actions:
         value, flag = getattr(args, action.dest), action.option_strings[0]
@@ -50,16 +51,9 @@ def run_argv(args: argparse.Namespace) -> list[str]:
     return argv
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "train",
-        help="train MLKD students from a YAML config (needs torch)",
-        description="Distil a frozen teacher into n students with correlation losses and the mutual-learning "
-        "room; checkpoints, CSV/TensorBoard logs and run info go to RUN_DIR. Configs: training/configs/*.yaml.",
-    )
-    add_arguments(p)
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_run_arguments(p)
     p.add_argument("--nproc", type=int, default=1, help="processes on this machine (torchrun + DDP), e.g. #GPUs")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
