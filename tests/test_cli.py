@@ -118,7 +118,7 @@ def test_every_command_module_describes_itself():
     for command in commands():
         module = command.load()
         p = sub.choices[command.name]
-        assert module.__doc__.startswith(f'`mlkd {command.name}'), command.name
+        assert module.__doc__.startswith(f"`mlkd {command.name}"), command.name
         assert helps[command.name] and not helps[command.name].startswith("`"), command.name
         assert p.get_default("func") is module.run
         assert module.__doc__.splitlines()[0] in p.format_help()

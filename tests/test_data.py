@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
+from tiny_sequences import make_sequences
 
 from mlkd_model.families.nanotrack import PointTarget, generate_points
 from mlkd_model.families.siamrpn_alex import AnchorTarget, generate_anchors
@@ -20,23 +19,6 @@ from mlkd_training.data import (
     build_dataset,
     make_loader,
 )
-
-
-def make_sequences(root: Path, n_seq: int = 2, n_frames: int = 6) -> Path:
-    rng = np.random.default_rng(0)
-    for s in range(n_seq):
-        d = root / f"seq{s}" / "img"
-        d.mkdir(parents=True)
-        rows = []
-        for i in range(n_frames):
-            img = rng.integers(0, 120, (120, 160, 3), dtype=np.uint8)
-            x, y = 40 + 3 * i, 30 + 2 * i
-            img[y : y + 30, x : x + 24] = (40, 200, 230)
-            cv2.imwrite(str(d / f"{i + 1:06d}.jpg"), img)
-            rows.append(f"{x},{y},24,30")
-        (root / f"seq{s}" / "groundtruth_rect.txt").write_text("\n".join(rows) + "\n")
-    return root
-
 
 BOX = np.array([100.0, 110.0, 164.0, 150.0])  # x1, y1, x2, y2 in the 255 search crop
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from shared_paths import SEQUENCES
 
 from mlkd_model.datasets import (
     DatasetError,
@@ -17,8 +18,6 @@ from mlkd_model.datasets import (
     read_boxes,
 )
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-SEQUENCES = SHARED / "data" / "sequences"
 needs_shared = pytest.mark.skipif(not SEQUENCES.is_dir(), reason="shared data not found next to the repo")
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from shared_paths import SEQUENCES, SHARED
 
 from mlkd_training.night import (
     NightParams,
@@ -17,9 +18,7 @@ from mlkd_training.night import (
     sequence_params,
 )
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 NIGHT = SHARED / "data" / "night"
-SEQUENCES = SHARED / "data" / "sequences"
 
 
 def _day(seed: int = 0) -> np.ndarray:

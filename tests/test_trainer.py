@@ -8,11 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 import torch
 import yaml
+from tiny_sequences import make_sequences
 
 from mlkd_model.datasets import DEFAULT_SHARED
 from mlkd_model.nets.build import build_tracker
@@ -23,23 +22,6 @@ from mlkd_training.trainer import lr_at
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MLKD_SHARED", DEFAULT_SHARED))
 DARKLIGHTER = SHARED / "weights/darklighter/Epoch193.pth"
-
-
-def make_sequences(root: Path, n_seq: int = 2, n_frames: int = 6) -> Path:
-    """OTB-style sequences: a bright square moving over noise, boxes in groundtruth_rect.txt."""
-    rng = np.random.default_rng(0)
-    for s in range(n_seq):
-        d = root / f"seq{s}" / "img"
-        d.mkdir(parents=True)
-        rows = []
-        for i in range(n_frames):
-            img = rng.integers(0, 120, (120, 160, 3), dtype=np.uint8)
-            x, y = 40 + 3 * i + 10 * s, 30 + 2 * i
-            img[y : y + 30, x : x + 24] = (40, 200, 230)
-            cv2.imwrite(str(d / f"{i + 1:06d}.jpg"), img)
-            rows.append(f"{x},{y},24,30")
-        (root / f"seq{s}" / "groundtruth_rect.txt").write_text("\n".join(rows) + "\n")
-    return root
 
 
 def tiny_config(data_root: Path, **train: object) -> dict:

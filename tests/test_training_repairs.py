@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from test_trainer import SHARED, make_sequences, tiny_config
+from test_trainer import SHARED, tiny_config
+from tiny_sequences import make_sequences
 
 from mlkd_model.nets.build import build_tracker
 from mlkd_training import losses
