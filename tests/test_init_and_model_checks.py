@@ -37,6 +37,15 @@ def snapshot(tracker) -> tuple:
     )
 
 
+def tracking_twins(frames, gt) -> tuple:
+    """Two trackers in the same state, one frame into the same track: one to spoil, one to compare with."""
+    twins = load_tracker(), load_tracker()
+    for t in twins:
+        t.init(frames[0], gt[0])
+        t.track(frames[1])
+    return twins
+
+
 def same(a: tuple, b: tuple) -> bool:
     kernels = len(a[3]) == len(b[3]) and all(np.array_equal(x, y) for x, y in zip(a[3], b[3], strict=True))
     return all(np.array_equal(x, y) for x, y in zip(a[:3], b[:3], strict=True)) and kernels
@@ -53,10 +62,7 @@ def same(a: tuple, b: tuple) -> bool:
 )
 def test_oversized_boxes_are_refused_and_the_track_kept(clip, box, reason):
     frames, gt = clip
-    tracker, reference = load_tracker(), load_tracker()
-    for t in (tracker, reference):
-        t.init(frames[0], gt[0])
-        t.track(frames[1])
+    tracker, reference = tracking_twins(frames, gt)
     before = snapshot(tracker)
     with pytest.raises(BoxError, match=reason):
         tracker.init(frames[2], box)
@@ -75,10 +81,7 @@ def test_whole_frame_box_is_accepted(clip):
 
 def test_backend_failure_inside_init_keeps_the_track(clip):
     frames, gt = clip
-    tracker, reference = load_tracker(), load_tracker()
-    for t in (tracker, reference):
-        t.init(frames[0], gt[0])
-        t.track(frames[1])
+    tracker, reference = tracking_twins(frames, gt)
     before = snapshot(tracker)
     real = tracker.backend.set_template
 
