@@ -13,7 +13,7 @@ from mlkd_model.frames import BoxError, FrameError
 from mlkd_model.load import load_tracker
 from mlkd_model.params import default_params
 from mlkd_model.tracker import decode, get_subwindow, padded_size, to_blob
-from mlkd_training.evaluate import OpenCVNano
+from mlkd_training.opencv_nano import OpenCVNano
 
 CROSSING = SEQUENCES / "fixtures" / "otb_Crossing"
 
