@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from mlkd_model.nets.build import build_teacher
-from mlkd_model.nets.common import HeadOutput
+from mlkd_model.nets.common import Freezable, HeadOutput
 from mlkd_training import losses
 from mlkd_training.data import EXEMPLAR_SIZE, SEARCH_SIZE
 from mlkd_training.room import MutualLearningRoom
@@ -93,7 +93,7 @@ class FrameworkConfig:
 NORMALIZED_TERMS = ("task", "kd", "l2", "spatial", "threshold", "feature", "corr")
 
 
-class FrozenTracker(nn.Module):
+class FrozenTracker(Freezable):
     """The `clean` teacher: the tracker alone, frozen (it stays in eval mode under .train())."""
 
     def __init__(self, tracker: nn.Module) -> None:
@@ -103,15 +103,6 @@ class FrozenTracker(nn.Module):
 
     def forward(self, z: torch.Tensor, x: torch.Tensor) -> HeadOutput:
         return self.tracker(z, x)
-
-    def freeze(self) -> FrozenTracker:
-        self.eval()
-        for p in self.parameters():
-            p.requires_grad_(False)
-        return self
-
-    def train(self, mode: bool = True) -> FrozenTracker:
-        return super().train(False)
 
 
 def make_student(tracker: nn.Module, trainable: list[str]) -> nn.Module:

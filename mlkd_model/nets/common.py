@@ -6,12 +6,28 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 
 class HeadOutput(NamedTuple):
     cls: torch.Tensor  # B x 2A x S x S classification logits, [class][anchor] channel layout
     loc: torch.Tensor  # B x 4A x S x S regression (anchor deltas, or ltrb distances)
     corr: torch.Tensor  # classification-branch correlation map, what L_CRL and L_ML compare
+
+
+class Freezable(nn.Module):
+    """A network that teaches: freeze() puts it in eval mode without gradients, and it stays in eval mode
+    when a parent module is switched to train() (the official code left its teacher in train mode: BN drift)."""
+
+    def freeze(self):
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+        return self
+
+    def train(self, mode: bool = True):
+        frozen = not any(p.requires_grad for p in self.parameters())
+        return super().train(False if frozen else mode)
 
 
 def xcorr_depthwise(search: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
