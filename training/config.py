@@ -1,4 +1,11 @@
-"""Training run configuration: the YAML schema (dataclasses), `key=value` overrides and `${MLKD_SHARED}`."""
+"""Training run configuration: the YAML schema (dataclasses), `base:` files, `key=value` overrides and
+`${MLKD_SHARED}`.
+
+A config may start from another: `base: other.yaml` (a path relative to the config's own folder) takes
+other.yaml's values, and the config's own values update them, mappings key by key and anything else
+(lists included) replaced whole; `key: null` sets a value back to its default. So a variant of a run
+says only what it changes. Runs record the merged result (config.yaml in the run folder).
+"""
 
 from __future__ import annotations
 
@@ -99,5 +106,35 @@ def config_from_dict(raw: dict[str, Any]) -> RunConfig:
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
-    raw = yaml.safe_load(Path(path).read_text()) or {}
-    return config_from_dict(apply_overrides(raw, overrides or []))
+    return config_from_dict(apply_overrides(read_config_file(path), overrides or []))
+
+
+def read_config_file(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The values of a config file, its `base:` chain merged in (see the module docstring)."""
+    path = Path(path).resolve()
+    if path in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, path))
+        raise ValueError(f"config base loop: {chain}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        named = f" (named as base by {_seen[-1]})" if _seen else ""
+        raise FileNotFoundError(f"config file {path} does not exist{named}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: a config file is a YAML mapping, got {type(raw).__name__}")
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    return _merged(read_config_file(path.parent / base, (*_seen, path)), raw)
+
+
+def _merged(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if value is None:
+            out.pop(key, None)  # back to the schema's default
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out

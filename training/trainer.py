@@ -425,7 +425,11 @@ def _log_step(
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config, args.overrides)
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:  # TypeError: a wrong value type
+        log.error("bad config %s: %s", args.config, exc)
+        return 2
     torch.set_num_threads(max(1, int(os.environ.get("MLKD_THREADS", torch.get_num_threads()))))
     train(cfg, args.run_dir, args.resume, args.device, args.max_steps)
     if dist.is_initialized():
