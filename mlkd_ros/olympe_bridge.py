@@ -23,9 +23,10 @@ Drone addresses: 192.168.42.1 (Anafi WiFi), 192.168.53.1 (SkyController), 10.202
 drone_ip "" = video only.
 
 Olympe pins protobuf 3.19.4, which the dev/train virtualenv cannot have (onnx needs protobuf >= 4), so
-Olympe lives in its own small virtualenv (.venv/olympe, requirements/olympe.txt). When this node
-starts in an interpreter without Olympe it re-executes itself with $MLKD_OLYMPE_PYTHON or
-<repo>/.venv/olympe/bin/python if one exists; otherwise it falls back to OpenCV video, no piloting.
+Olympe lives in its own small virtualenv inside the ground station's (<venv>/olympe, made by
+scripts/setup.sh from requirements/olympe.txt). When this node starts in an interpreter without Olympe
+it re-executes itself with $MLKD_OLYMPE_PYTHON, else <venv>/olympe/bin/python of the environment it runs
+in, if either exists; otherwise it falls back to OpenCV video, no piloting.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def _olympe_python() -> str | None:
     env = os.environ.get("MLKD_OLYMPE_PYTHON")
     if env:
         return env
-    cand = Path(__file__).resolve().parents[1] / ".venv" / "olympe" / "bin" / "python"
+    cand = Path(sys.prefix) / "olympe" / "bin" / "python"  # the environment's, wherever the code lives
     return str(cand) if cand.exists() else None
 
 

@@ -36,3 +36,18 @@ def test_resize_keeps_the_aspect_ratio_and_parameters_apply(domain_id):
         node.stop()
         node.destroy_node()
         rclpy.shutdown(context=ctx)
+
+
+def test_olympe_interpreter_is_the_environments_not_the_checkouts(tmp_path, monkeypatch):
+    """Installed anywhere, the bridge finds Olympe's interpreter in its own environment (<venv>/olympe)."""
+    from mlkd_ros import olympe_bridge
+
+    monkeypatch.delenv("MLKD_OLYMPE_PYTHON", raising=False)
+    monkeypatch.setattr(olympe_bridge.sys, "prefix", str(tmp_path))
+    assert olympe_bridge._olympe_python() is None  # no <venv>/olympe: OpenCV video, no piloting
+    python = tmp_path / "olympe" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.touch()
+    assert olympe_bridge._olympe_python() == str(python)
+    monkeypatch.setenv("MLKD_OLYMPE_PYTHON", "/opt/olympe/bin/python")
+    assert olympe_bridge._olympe_python() == "/opt/olympe/bin/python"
