@@ -26,25 +26,29 @@ from rosbags.typesys import Stores, get_typestore
 from mlkd_model.boxes import bounding_box, corners, is_labelled
 from mlkd_ros.camera_frame import CAMERA_FRAME
 from mlkd_ros.stamps import stamp_ns
+from mlkd_ros.topics import (
+    BOX_TOPIC,
+    CAMERA_INFO_TOPIC,
+    CLE_TOPIC,
+    COMPRESSED_TOPIC,
+    GT_TOPIC,
+    IMAGE_TOPIC,
+    INIT_TOPIC,
+    OFFSET_TOPIC,
+)
 
 log = logging.getLogger("mlkd.bag")
 
-IMAGE_TOPIC = "camera/image"
-COMPRESSED_TOPIC = IMAGE_TOPIC + "/compressed"  # image_transport's convention: JPEG sensor_msgs/CompressedImage
-GT_TOPIC = "ground_truth/box"
-BOX_TOPIC = "tracker/box"
-CLE_TOPIC = "tracker/cle"  # box centre minus ground-truth centre (replays with ground truth)
-OFFSET_TOPIC = "tracker/offset"  # box centre minus image centre (live, no ground truth)
 # What `mlkd record` takes by default: the video, the tracker's output, and ground truth where it exists.
 RECORD_TOPICS = {
     IMAGE_TOPIC: "sensor_msgs/msg/Image",
     COMPRESSED_TOPIC: "sensor_msgs/msg/CompressedImage",
-    "camera/camera_info": "sensor_msgs/msg/CameraInfo",
+    CAMERA_INFO_TOPIC: "sensor_msgs/msg/CameraInfo",
     BOX_TOPIC: "geometry_msgs/msg/PolygonStamped",
     CLE_TOPIC: "geometry_msgs/msg/PointStamped",
     OFFSET_TOPIC: "geometry_msgs/msg/PointStamped",
     GT_TOPIC: "geometry_msgs/msg/PolygonStamped",
-    "tracker/init": "geometry_msgs/msg/PolygonStamped",
+    INIT_TOPIC: "geometry_msgs/msg/PolygonStamped",
 }
 STORAGES = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)

@@ -17,6 +17,7 @@ from mlkd_ros.dds import CONTROL_QOS
 from mlkd_ros.node_help import print_help, wants_help
 from mlkd_ros.node_process import spin_node
 from mlkd_ros.ros_params import declare
+from mlkd_ros.topics import BOX_TOPIC, CLE_TOPIC
 
 HEADER = "stamp,x,y,w,h,cle_x,cle_y,cle\n"
 
@@ -34,8 +35,8 @@ class CleLogger(Node):
         self.file.write(HEADER)
         # The CLE of a box is published right after it; keep boxes until their CLE arrives.
         self.boxes: dict[tuple[int, int], PolygonStamped] = {}
-        self.create_subscription(PolygonStamped, "tracker/box", self._on_box, CONTROL_QOS)
-        self.create_subscription(PointStamped, "tracker/cle", self._on_cle, CONTROL_QOS)
+        self.create_subscription(PolygonStamped, BOX_TOPIC, self._on_box, CONTROL_QOS)
+        self.create_subscription(PointStamped, CLE_TOPIC, self._on_cle, CONTROL_QOS)
         self.create_timer(0.5, self._flush_old)
         self.get_logger().info(f"writing CLE to {path}")
 

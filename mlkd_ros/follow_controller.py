@@ -47,6 +47,7 @@ from mlkd_ros.dds_guard import piloting_refusal
 from mlkd_ros.node_help import print_help, wants_help
 from mlkd_ros.node_process import spin_node
 from mlkd_ros.ros_params import declare
+from mlkd_ros.topics import BOX_TOPIC, CAMERA_INFO_TOPIC, CMD_VEL_TOPIC, FOLLOW_ENABLE_SERVICE
 
 AXES = ("yaw", "z", "x")
 VERTICAL_MODES = ("climb", "gimbal")
@@ -187,15 +188,15 @@ class FollowController(Node):
         self.box_time = 0.0
         self.target_time: float | None = None  # monotonic time of the newest valid box since enabling
         self.holding = True  # last command sent was zero
-        self.pub = self.create_publisher(Twist, "cmd_vel", CONTROL_QOS)
+        self.pub = self.create_publisher(Twist, CMD_VEL_TOPIC, CONTROL_QOS)
         latched = QoSProfile(
             depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
         )
         self.enabled_pub = self.create_publisher(Bool, "follow/enabled", latched)
         self.enabled_pub.publish(Bool(data=False))
-        self.create_subscription(PolygonStamped, "tracker/box", self._on_box, CONTROL_QOS)
-        self.create_subscription(CameraInfo, "camera/camera_info", self._on_camera_info, IMAGE_QOS)
-        self.create_service(SetBool, "follow/enable", self._on_enable)
+        self.create_subscription(PolygonStamped, BOX_TOPIC, self._on_box, CONTROL_QOS)
+        self.create_subscription(CameraInfo, CAMERA_INFO_TOPIC, self._on_camera_info, IMAGE_QOS)
+        self.create_service(SetBool, FOLLOW_ENABLE_SERVICE, self._on_enable)
         self.timer = self.create_timer(self.period, self._tick)
         self._bad_logged: set[str] = set()
         self.add_on_set_parameters_callback(self._check_params)

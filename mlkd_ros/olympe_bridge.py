@@ -69,6 +69,7 @@ from mlkd_ros.node_help import print_help, wants_help
 from mlkd_ros.node_process import spin_node
 from mlkd_ros.piloting import PilotingGate, PilotingLimits
 from mlkd_ros.ros_params import declare
+from mlkd_ros.topics import CAMERA_INFO_TOPIC, CMD_VEL_TOPIC, COMPRESSED_SUFFIX, IMAGE_TOPIC
 from mlkd_ros.video import backoff_delays, olympe_available, open_source
 
 log = logging.getLogger("mlkd.olympe_bridge")
@@ -177,15 +178,15 @@ class OlympeBridge(Node):
 
         control = MutuallyExclusiveCallbackGroup()  # cmd_vel, piloting timer, emergency hover: never wait
         slow = ReentrantCallbackGroup()  # services that wait for the drone
-        self.image_pub = self.create_publisher(Image, "camera/image", IMAGE_QOS)
+        self.image_pub = self.create_publisher(Image, IMAGE_TOPIC, IMAGE_QOS)
         self.compressed_pub = None  # image_transport's convention: JPEG on <image topic>/compressed
         if declare(self, "publish_compressed", False, "also publish JPEG frames on camera/image/compressed", **ro):
             self.jpeg_quality = declare(
                 self, "jpeg_quality", 90, "JPEG quality of camera/image/compressed", 1, 100, **ro
             )
-            topic = self.resolve_topic_name("camera/image") + "/compressed"
+            topic = self.resolve_topic_name(IMAGE_TOPIC) + COMPRESSED_SUFFIX
             self.compressed_pub = self.create_publisher(CompressedImage, topic, IMAGE_QOS)
-        self.info_pub = self.create_publisher(CameraInfo, "camera/camera_info", IMAGE_QOS)
+        self.info_pub = self.create_publisher(CameraInfo, CAMERA_INFO_TOPIC, IMAGE_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", CONTROL_QOS)
         self.flying_pub = self.create_publisher(String, "~/flying_state", LATCHED)
         self.telemetry = Telemetry(self, CONTROL_QOS)
@@ -197,7 +198,7 @@ class OlympeBridge(Node):
         else:
             self.create_subscription(Float32, "~/gimbal_pitch", self._on_gimbal, CONTROL_QOS, callback_group=slow)
             self.create_service(Trigger, "~/return_home", self._on_return_home, callback_group=control)
-            self.create_subscription(Twist, "cmd_vel", self._on_cmd_vel, CONTROL_QOS, callback_group=control)
+            self.create_subscription(Twist, CMD_VEL_TOPIC, self._on_cmd_vel, CONTROL_QOS, callback_group=control)
             self.create_service(SetBool, "~/arm", self._on_arm, callback_group=slow)
             self.create_service(
                 Trigger, "~/takeoff", lambda rq, rs: self._flight_cmd(rs, "TakeOff"), callback_group=slow

@@ -39,6 +39,15 @@ from mlkd_ros.node_help import print_help, wants_help
 from mlkd_ros.node_process import spin_node
 from mlkd_ros.ros_params import declare
 from mlkd_ros.stamps import stamp_ns
+from mlkd_ros.topics import (
+    BOX_TOPIC,
+    CLE_TOPIC,
+    COMPRESSED_SUFFIX,
+    IMAGE_TOPIC,
+    INIT_TOPIC,
+    OFFSET_TOPIC,
+    RESET_SERVICE,
+)
 from mlkd_ros.track_state import POLICIES, LossRule, TrackState
 
 MODEL_PARAMS = ("model_dir", "providers", "enhance", "inference_threads", "inference_spin")
@@ -121,9 +130,9 @@ class TrackerNode(Node):
             rule.stale_after = rule.max_frame_gap / 2
         self.track = TrackState(rule)
 
-        self.box_pub = self.create_publisher(PolygonStamped, "tracker/box", CONTROL_QOS)
-        self.cle_pub = self.create_publisher(PointStamped, "tracker/cle", CONTROL_QOS)  # against ground truth
-        self.offset_pub = self.create_publisher(PointStamped, "tracker/offset", CONTROL_QOS)  # against image centre
+        self.box_pub = self.create_publisher(PolygonStamped, BOX_TOPIC, CONTROL_QOS)
+        self.cle_pub = self.create_publisher(PointStamped, CLE_TOPIC, CONTROL_QOS)  # against ground truth
+        self.offset_pub = self.create_publisher(PointStamped, OFFSET_TOPIC, CONTROL_QOS)  # against image centre
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", CONTROL_QOS)
 
         self._cv = threading.Condition()
@@ -160,14 +169,14 @@ class TrackerNode(Node):
             read_only=True,
         )
         if transport == "compressed":  # image_transport's convention; follows a remap of camera/image
-            topic = self.resolve_topic_name("camera/image") + "/compressed"
+            topic = self.resolve_topic_name(IMAGE_TOPIC) + COMPRESSED_SUFFIX
             self.create_subscription(CompressedImage, topic, self._on_image, IMAGE_QOS)
         else:
             if transport != "raw":
                 self.get_logger().error(f"image_transport {transport!r} unknown; using 'raw' (raw, compressed)")
-            self.create_subscription(Image, "camera/image", self._on_image, IMAGE_QOS)
-        self.create_subscription(PolygonStamped, "tracker/init", self._on_init, CONTROL_QOS)
-        self.create_service(Trigger, "tracker/reset", self._on_reset)
+            self.create_subscription(Image, IMAGE_TOPIC, self._on_image, IMAGE_QOS)
+        self.create_subscription(PolygonStamped, INIT_TOPIC, self._on_init, CONTROL_QOS)
+        self.create_service(Trigger, RESET_SERVICE, self._on_reset)
         self.add_on_set_parameters_callback(self._check_params)
         self.add_post_set_parameters_callback(self._on_params_set)
         self.create_timer(self.diag_period, self._publish_diagnostics)

@@ -37,7 +37,7 @@ class Recorder:
 
         from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-        from mlkd_ros.bag import COMPRESSED_TOPIC, IMAGE_TOPIC
+        from mlkd_ros.topics import COMPRESSED_TOPIC, IMAGE_TOPIC
 
         self.writer, self.lock = writer, threading.Lock()
         self.images = 0
@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    from mlkd_ros.bag import COMPRESSED_TOPIC, IMAGE_TOPIC, RECORD_TOPICS, BagWriter
+    from mlkd_ros.bag import RECORD_TOPICS, BagWriter
+    from mlkd_ros.topics import COMPRESSED_TOPIC, IMAGE_TOPIC
 
     topics = dict(RECORD_TOPICS)
     if args.topics:  # relative or absolute names

@@ -67,8 +67,9 @@ def _named(spec: str, default: str) -> tuple[str, str]:
 
 def ground_truth(bag: Path, stamps: np.ndarray, gt_file: Path | None) -> np.ndarray | None:
     """N x 4 ground truth aligned with the bag's frames, from --gt or the bag's ground_truth/box topic."""
-    from mlkd_ros.bag import GT_TOPIC, read_boxes
+    from mlkd_ros.bag import read_boxes
     from mlkd_ros.boxes import load_ground_truth
+    from mlkd_ros.topics import GT_TOPIC
 
     if gt_file is not None:
         gt = load_ground_truth(gt_file)
@@ -84,7 +85,8 @@ def ground_truth(bag: Path, stamps: np.ndarray, gt_file: Path | None) -> np.ndar
 def default_init(bag: Path, stamps: np.ndarray, gt: np.ndarray | None, text: str = "") -> tuple[int, tuple] | None:
     """(frame index, x,y,w,h) to start the tracker on: the given box on frame 0, else the first ground-truth
     box, else where the live tracker was (the first non-empty tracker/box recorded with the flight)."""
-    from mlkd_ros.bag import BOX_TOPIC, read_boxes
+    from mlkd_ros.bag import read_boxes
+    from mlkd_ros.topics import BOX_TOPIC
 
     if text:
         return 0, tuple(float(v) for v in text.split(","))
@@ -129,8 +131,9 @@ def run_offline(bag: Path, gt: np.ndarray, init: tuple, models: list[str]) -> di
 def run(args: argparse.Namespace) -> int:
     from mlkd_model.frames import BoxError, FrameError
     from mlkd_model.manifest import ModelDirError
-    from mlkd_ros.bag import BOX_TOPIC, BagError, read_boxes
+    from mlkd_ros.bag import BagError, read_boxes
     from mlkd_ros.cle import boxes_from_cle_log, write_report
+    from mlkd_ros.topics import BOX_TOPIC
 
     try:
         stamps = frame_stamps(args.bag)
@@ -192,8 +195,9 @@ class Player:
         from rclpy.node import Node
         from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-        from mlkd_ros.bag import COMPRESSED_TOPIC, GT_TOPIC, image_topic
+        from mlkd_ros.bag import image_topic
         from mlkd_ros.dds import CONTROL_QOS
+        from mlkd_ros.topics import CAMERA_INFO_TOPIC, COMPRESSED_TOPIC, GT_TOPIC, INIT_TOPIC
 
         self.bag, self.rate, self.init, self.gt = Path(bag), max(rate, 1e-3), init, gt
         self.node = node or Node("bag_player")
@@ -202,18 +206,18 @@ class Player:
         # Reliable, depth 10 for images too: a replay is an evaluation, every frame should reach the tracker.
         self.pubs = {
             self.image_topic: self.node.create_publisher(self.image_type, self.image_topic, CONTROL_QOS),
-            "camera/camera_info": self.node.create_publisher(CameraInfo, "camera/camera_info", CONTROL_QOS),
+            CAMERA_INFO_TOPIC: self.node.create_publisher(CameraInfo, CAMERA_INFO_TOPIC, CONTROL_QOS),
             GT_TOPIC: self.node.create_publisher(PolygonStamped, GT_TOPIC, CONTROL_QOS),
         }
-        self.init_pub = self.node.create_publisher(PolygonStamped, "tracker/init", CONTROL_QOS)
+        self.init_pub = self.node.create_publisher(PolygonStamped, INIT_TOPIC, CONTROL_QOS)
 
     def wait_for_subscribers(self, timeout: float, topics: list[str] = ()) -> None:
         """Wait until camera/image, tracker/init (when this player inits) and `topics` (say tracker/cle, when a
         logger must see every result) each have a subscriber; a replay is an evaluation, the start counts."""
-        from mlkd_ros.bag import IMAGE_TOPIC
+        from mlkd_ros.topics import IMAGE_TOPIC, INIT_TOPIC
 
         topics = [self.image_topic if t.lstrip("/") == IMAGE_TOPIC else t for t in topics]  # the bag's camera
-        init = ["tracker/init"] if self.init is not None else []
+        init = [INIT_TOPIC] if self.init is not None else []
         wanted = list(dict.fromkeys([self.image_topic, *init, *topics]))
         end = time.monotonic() + timeout
         missing = wanted
@@ -237,7 +241,8 @@ class Player:
     def play(self) -> int:
         from rclpy.serialization import deserialize_message
 
-        from mlkd_ros.bag import GT_TOPIC, read_messages
+        from mlkd_ros.bag import read_messages
+        from mlkd_ros.topics import GT_TOPIC
 
         use_file_gt = self.gt is not None
         t_first = wall0 = None
@@ -270,9 +275,10 @@ def player_main(args: list[str] | None = None) -> int:
     """`bag_player` node (launch/replay.launch.xml): parameters bag, rate, init, ground_truth, wait_for."""
     import rclpy
 
-    from mlkd_ros.bag import IMAGE_TOPIC, BagError
+    from mlkd_ros.bag import BagError
     from mlkd_ros.node_help import print_help, wants_help
     from mlkd_ros.ros_params import declare
+    from mlkd_ros.topics import IMAGE_TOPIC
 
     if wants_help(args):
         return print_help(__file__, "bag_player", "Play a rosbag2 flight to the tracker (launch/replay.launch.xml).")

@@ -35,6 +35,15 @@ from mlkd_ros.console.protocol import Command
 from mlkd_ros.dds import CONTROL_QOS, IMAGE_QOS
 from mlkd_ros.image_conversion import ImageConversionError, image_to_numpy
 from mlkd_ros.ros_params import declare
+from mlkd_ros.topics import (
+    BOX_TOPIC,
+    CLE_TOPIC,
+    FOLLOW_ENABLE_SERVICE,
+    IMAGE_TOPIC,
+    INIT_TOPIC,
+    OFFSET_TOPIC,
+    RESET_SERVICE,
+)
 
 HELD = 90  # frames kept while waiting for their box (3 s at 30 Hz)
 SILENT_TRACKER_S = 1.0  # no box for this long: the tracker is idle or stopped, frames go out at once
@@ -88,15 +97,15 @@ class ConsoleNode(Node):
         self.server_error = ""
         self._logged: set[str] = set()
 
-        self.init_pub = self.create_publisher(PolygonStamped, "tracker/init", CONTROL_QOS)
+        self.init_pub = self.create_publisher(PolygonStamped, INIT_TOPIC, CONTROL_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", CONTROL_QOS)
         self._watching: list = []  # the video and CLE/offset subscriptions while a browser is connected
-        self.create_subscription(PolygonStamped, "tracker/box", self._on_box, CONTROL_QOS)
+        self.create_subscription(PolygonStamped, BOX_TOPIC, self._on_box, CONTROL_QOS)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, CONTROL_QOS)
         b = bridge.strip("/")
         self.commands = {  # command -> (type, ROS service name)
-            "reset": (Trigger, "tracker/reset"),
-            "follow": (SetBool, "follow/enable"),
+            "reset": (Trigger, RESET_SERVICE),
+            "follow": (SetBool, FOLLOW_ENABLE_SERVICE),
             "arm": (SetBool, f"{b}/arm"),
             "takeoff": (Trigger, f"{b}/takeoff"),
             "land": (Trigger, f"{b}/land"),
@@ -244,10 +253,10 @@ class ConsoleNode(Node):
         viewers = sink.viewers() if sink is not None else 0
         if viewers and not self._watching:
             self._watching = [
-                self.create_subscription(Image, "camera/image", self._on_image, IMAGE_QOS),
+                self.create_subscription(Image, IMAGE_TOPIC, self._on_image, IMAGE_QOS),
                 # one plot: the CLE in a replay with ground truth, the offset from the image centre live
-                self.create_subscription(PointStamped, "tracker/cle", self._on_cle, CONTROL_QOS),
-                self.create_subscription(PointStamped, "tracker/offset", self._on_cle, CONTROL_QOS),
+                self.create_subscription(PointStamped, CLE_TOPIC, self._on_cle, CONTROL_QOS),
+                self.create_subscription(PointStamped, OFFSET_TOPIC, self._on_cle, CONTROL_QOS),
             ]
         elif not viewers and self._watching:
             for s in self._watching:

@@ -1,0 +1,18 @@
+"""The ground station's ROS interface: every topic and service the nodes share, in one place (docs/ros.md).
+
+Names are relative, so a namespace or a remap moves them all. No ROS import here: the CLI, the bag
+tools and the nodes all take their names from this module.
+"""
+
+IMAGE_TOPIC = "camera/image"  # sensor_msgs/Image, stamped when the frame reached the ground station
+COMPRESSED_SUFFIX = "/compressed"  # image_transport's convention: JPEG CompressedImage on <image topic>/compressed
+COMPRESSED_TOPIC = IMAGE_TOPIC + COMPRESSED_SUFFIX
+CAMERA_INFO_TOPIC = "camera/camera_info"  # sensor_msgs/CameraInfo of the published images
+GT_TOPIC = "ground_truth/box"  # geometry_msgs/PolygonStamped, replays with ground truth
+INIT_TOPIC = "tracker/init"  # PolygonStamped: the target box on the frame its header stamp names
+BOX_TOPIC = "tracker/box"  # PolygonStamped: the tracked box (empty polygon: no target)
+CLE_TOPIC = "tracker/cle"  # PointStamped: box centre minus ground-truth centre (replays with ground truth)
+OFFSET_TOPIC = "tracker/offset"  # PointStamped: box centre minus image centre (live, no ground truth)
+RESET_SERVICE = "tracker/reset"  # std_srvs/Trigger: drop the target
+FOLLOW_ENABLE_SERVICE = "follow/enable"  # std_srvs/SetBool: the follow controller's arm switch
+CMD_VEL_TOPIC = "cmd_vel"  # geometry_msgs/Twist from the follow controller to the bridge
