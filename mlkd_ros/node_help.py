@@ -41,6 +41,14 @@ def _constants(tree: ast.Module, here: Path) -> dict[str, str]:
     return out
 
 
+def _shown(source: str, node: ast.expr, constants: dict[str, str]) -> str:
+    """A default as the source writes it, named constants (also inside a list) replaced by their values."""
+    if isinstance(node, ast.List):
+        return "[" + ", ".join(_shown(source, e, constants) for e in node.elts) + "]"
+    seg = ast.get_source_segment(source, node) or "?"
+    return constants.get(seg, seg)
+
+
 def parameters(source: str | Path) -> list[tuple[str, str, str, str]]:
     """(name, default, description, range) of each parameter the module declares, in source order: the
     declare(node, "name", default, "description"[, lo, hi]) calls, and ("name", default, "description", lo,
@@ -66,8 +74,7 @@ def parameters(source: str | Path) -> list[tuple[str, str, str, str]]:
             continue
         rng = fields[3:5]
         span = " .. ".join(_text(text, a) for a in rng) if len(rng) == 2 else ""
-        shown = ast.get_source_segment(text, default) or "?"
-        shown = constants.get(shown, shown)
+        shown = _shown(text, default, constants)
         found.append((node.lineno, node.col_offset, _text(text, name), shown, _text(text, desc), span))
     return [f[2:] for f in sorted(found)]
 

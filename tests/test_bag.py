@@ -24,9 +24,9 @@ from mlkd_ros.bag import (
     read_boxes,
     read_frames,
 )
+from mlkd_ros.bag_player import default_init
 from mlkd_ros.boxes import load_ground_truth
 from mlkd_ros.cle import evaluate
-from mlkd_ros.commands.replay import default_init
 
 CROSSING = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sequences" / "fixtures" / "otb_Crossing"
 

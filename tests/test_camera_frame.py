@@ -58,3 +58,5 @@ def test_node_help_shows_the_frame_value():
     assert params["frame_id"] == repr(CAMERA_FRAME)
     names = [name for name, *_ in node_help.parameters(REPO / "mlkd_ros" / "tracker_node.py")]
     assert len(names) == len(set(names)), "a tuple of parameter names is not a parameter"
+    player = {name: default for name, default, *_ in node_help.parameters(REPO / "mlkd_ros" / "bag_player.py")}
+    assert player["wait_for"] == "['camera/image']"  # constants inside a list default too
