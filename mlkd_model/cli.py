@@ -7,9 +7,9 @@ A command module holds the whole command: its docstring ("`mlkd NAME ARGS`: one-
 The modules are found through the `mlkd.commands` entry points that the packages declare (setup.py),
 so this runtime module names none of the training or ground-station modules above it. They are imported
 when the parser is built, so `mlkd track` on a ground-station install (no torch) never imports the
-training stack. A command whose optional
-dependencies are not installed (torch, the ROS wheels) says which install profile brings them and
-exits with 2 (`mlkd_model.commands.missing_dependency`), whether its module or its run lacks them.
+training stack. A command whose optional dependencies are not installed (torch, the ROS wheels) says
+which install profile brings them and exits with 2 (`mlkd_model.commands.missing_dependency`), whether
+its module or its run lacks them.
 """
 
 from __future__ import annotations
