@@ -52,7 +52,11 @@ def test_turns_toward_target(e2e):
     clear = np.abs(offset) > 25  # outside the follow controller's deadband, with margin for its lag
     assert clear.sum() > 30
     signs_agree = np.sign(yaw[clear]) == np.sign(offset[clear])
-    assert np.all(signs_agree), ("Parrot yaw > 0 turns right, toward x > 0", pairs[clear][~signs_agree])
+    # After the target crosses the centre the yaw ramps through zero (the acceleration limit), so a few
+    # small commands may still point the old way; a sign error would turn every one of them the wrong way.
+    firm = np.abs(yaw[clear]) >= 5  # percent of max yaw rate
+    assert np.all(signs_agree[firm]), ("Parrot yaw > 0 turns right, toward x > 0", pairs[clear][firm & ~signs_agree])
+    assert signs_agree.mean() > 0.9, pairs[clear][~signs_agree]
     assert np.all(pairs[:, 2] == 0)  # the follow controller never strafes
     rank = lambda v: np.argsort(np.argsort(v))  # noqa: E731
     assert np.corrcoef(rank(offset), rank(yaw))[0, 1] > 0.9  # monotonic relation (Spearman)
