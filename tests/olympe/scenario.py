@@ -133,6 +133,11 @@ def scenario_video(ns: argparse.Namespace) -> dict:
         spin_for(node, 30.0, until=lambda: len(node.frames) > 0)  # Olympe start-up
         t0 = time.monotonic()
         spin_for(node, ns.duration)
+        if not ns.rtsp:  # a file ends: on a loaded host it plays slower than real time, so wait for its end
+            seen = -1
+            while len(node.frames) != seen and time.monotonic() - t0 < 20.0:
+                seen = len(node.frames)
+                spin_for(node, 1.0)
         out = {"first_frame_wait_s": None, "collect_s": time.monotonic() - t0}
         out.update(match_frames(node.frames, Path(ns.source)))
         return out
