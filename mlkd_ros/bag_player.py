@@ -15,14 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
-from geometry_msgs.msg import Point32, PolygonStamped
+from geometry_msgs.msg import PolygonStamped
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from mlkd_model.boxes import corners
 from mlkd_ros.bag import BagError, image_topic, read_boxes, read_messages, stamp_ns
-from mlkd_ros.boxes import load_ground_truth
+from mlkd_ros.boxes import box_to_polygon, load_ground_truth
 from mlkd_ros.dds import CONTROL_QOS
 from mlkd_ros.node_help import print_help, wants_help
 from mlkd_ros.ros_params import declare
@@ -118,10 +117,8 @@ class Player:
         time.sleep(0.5)  # matched does not mean connected yet: let the reliable handshake finish
 
     def _gt_msg(self, header, box):
-        msg = PolygonStamped(header=header)
-        if box is not None and np.all(np.isfinite(box)):
-            msg.polygon.points = [Point32(x=x, y=y) for x, y in corners(box)]
-        return msg
+        finite = box is not None and bool(np.all(np.isfinite(box)))  # an unlabelled frame: empty polygon
+        return PolygonStamped(header=header, polygon=box_to_polygon(box if finite else None))
 
     def play(self) -> int:
         use_file_gt = self.gt is not None

@@ -69,7 +69,7 @@ from mlkd_ros.node_help import print_help, wants_help
 from mlkd_ros.node_process import spin_node
 from mlkd_ros.piloting import PilotingGate, PilotingLimits
 from mlkd_ros.ros_params import declare
-from mlkd_ros.topics import CAMERA_INFO_TOPIC, CMD_VEL_TOPIC, COMPRESSED_SUFFIX, IMAGE_TOPIC
+from mlkd_ros.topics import CAMERA_INFO_TOPIC, CMD_VEL_TOPIC, IMAGE_TOPIC, compressed_topic
 from mlkd_ros.video import backoff_delays, olympe_available, open_source
 
 log = logging.getLogger("mlkd.olympe_bridge")
@@ -184,7 +184,7 @@ class OlympeBridge(Node):
             self.jpeg_quality = declare(
                 self, "jpeg_quality", 90, "JPEG quality of camera/image/compressed", 1, 100, **ro
             )
-            topic = self.resolve_topic_name(IMAGE_TOPIC) + COMPRESSED_SUFFIX
+            topic = compressed_topic(self)
             self.compressed_pub = self.create_publisher(CompressedImage, topic, IMAGE_QOS)
         self.info_pub = self.create_publisher(CameraInfo, CAMERA_INFO_TOPIC, IMAGE_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", CONTROL_QOS)

@@ -5,8 +5,7 @@ tools and the nodes all take their names from this module.
 """
 
 IMAGE_TOPIC = "camera/image"  # sensor_msgs/Image, stamped when the frame reached the ground station
-COMPRESSED_SUFFIX = "/compressed"  # image_transport's convention: JPEG CompressedImage on <image topic>/compressed
-COMPRESSED_TOPIC = IMAGE_TOPIC + COMPRESSED_SUFFIX
+COMPRESSED_TOPIC = IMAGE_TOPIC + "/compressed"  # image_transport's convention: JPEG CompressedImage
 CAMERA_INFO_TOPIC = "camera/camera_info"  # sensor_msgs/CameraInfo of the published images
 GT_TOPIC = "ground_truth/box"  # geometry_msgs/PolygonStamped, replays with ground truth
 INIT_TOPIC = "tracker/init"  # PolygonStamped: the target box on the frame its header stamp names
@@ -16,3 +15,9 @@ OFFSET_TOPIC = "tracker/offset"  # PointStamped: box centre minus image centre (
 RESET_SERVICE = "tracker/reset"  # std_srvs/Trigger: drop the target
 FOLLOW_ENABLE_SERVICE = "follow/enable"  # std_srvs/SetBool: the follow controller's arm switch
 CMD_VEL_TOPIC = "cmd_vel"  # geometry_msgs/Twist from the follow controller to the bridge
+
+
+def compressed_topic(node) -> str:
+    """The node's JPEG topic: its image topic as resolved (namespace, remaps) + "/compressed", as image_transport
+    names it, so a remap of camera/image moves the compressed stream with it."""
+    return node.resolve_topic_name(IMAGE_TOPIC) + "/compressed"

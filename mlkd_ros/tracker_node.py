@@ -42,11 +42,11 @@ from mlkd_ros.stamps import stamp_ns
 from mlkd_ros.topics import (
     BOX_TOPIC,
     CLE_TOPIC,
-    COMPRESSED_SUFFIX,
     IMAGE_TOPIC,
     INIT_TOPIC,
     OFFSET_TOPIC,
     RESET_SERVICE,
+    compressed_topic,
 )
 from mlkd_ros.track_state import POLICIES, LossRule, TrackState
 
@@ -169,7 +169,7 @@ class TrackerNode(Node):
             read_only=True,
         )
         if transport == "compressed":  # image_transport's convention; follows a remap of camera/image
-            topic = self.resolve_topic_name(IMAGE_TOPIC) + COMPRESSED_SUFFIX
+            topic = compressed_topic(self)
             self.create_subscription(CompressedImage, topic, self._on_image, IMAGE_QOS)
         else:
             if transport != "raw":

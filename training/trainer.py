@@ -427,7 +427,7 @@ def _log_step(
 def run_from_args(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config, args.overrides)
-    except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:  # TypeError: a wrong value type
+    except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:  # TypeError: a section not a mapping
         log.error("bad config %s: %s", args.config, exc)
         return 2
     torch.set_num_threads(max(1, int(os.environ.get("MLKD_THREADS", torch.get_num_threads()))))
