@@ -11,10 +11,11 @@ import pytest
 from shared_paths import SEQUENCES
 
 from mlkd_model.cli import main
+from mlkd_model.datasets import load_dataset
 from mlkd_model.default_model import MODEL_DIR
 from mlkd_model.load import load_tracker
 from mlkd_model.manifest import ModelDirError, read_model_dir
-from mlkd_training.quantize import QuantizeError, quantize_model
+from mlkd_training.quantize import TRAIN_SPLIT, QuantizeError, quantize_model
 
 TRAIN = SEQUENCES / "train"
 CROSSING = SEQUENCES / "fixtures" / "otb_Crossing"
@@ -74,3 +75,13 @@ def test_validation_data_is_refused_for_calibration(tmp_path, shared):
         quantize_model(MODEL_DIR, tmp_path / "q", SEQUENCES / "val" / "uav123_car14", crops=2)
     assert not (tmp_path / "q" / "manifest.json").exists()
     assert main(["quantize", str(MODEL_DIR), "--out", str(tmp_path / "q"), "--data", str(SEQUENCES / "val")]) == 2
+    val_part = TRAIN_SPLIT.replace("#train", "#val")
+    with pytest.raises(QuantizeError, match="'val' part"):
+        quantize_model(MODEL_DIR, tmp_path / "q", val_part, crops=2)
+
+
+def test_default_calibration_reads_no_validation_sequence(shared):
+    # The shared folder named "train" holds three of the split's validation sequences; the default does not.
+    calibration = {s.name for s in load_dataset(TRAIN_SPLIT)}
+    validation = {s.name for s in load_dataset(TRAIN_SPLIT.replace("#train", "#val"))}
+    assert calibration and validation and not calibration & validation

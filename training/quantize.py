@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from mlkd_model.boxes import labelled_mask
-from mlkd_model.datasets import Sequence, load_dataset
+from mlkd_model.datasets import Sequence, load_dataset, split_file
 from mlkd_model.manifest import ModelDir, read_model_dir, sha256, write_manifest
 from mlkd_model.params import TrackerParams
 from mlkd_model.provenance import git_revision
@@ -33,6 +33,9 @@ from mlkd_training.night import darken, frame_rng, sequence_params
 log = logging.getLogger(__name__)
 
 FORBIDDEN_SPLITS = ("val", "validation")
+# The default calibration data: the training part of the checked-in split (the shared folder named
+# "train" also holds three of its validation sequences).
+TRAIN_SPLIT = f"{Path(__file__).resolve().parent / 'splits' / 'night_v2.yaml'}#train"
 
 
 class QuantizeError(ValueError):
@@ -97,8 +100,15 @@ class _SearchFeeds:
         return {**dict(zip(self.names, kernels, strict=True)), "search": x}
 
 
-def check_calibration_data(data: Path, sequences: list[Sequence]) -> None:
+def check_calibration_data(data: str | Path, sequences: list[Sequence]) -> None:
     """Refuse a validation split (or one of its sequences) as calibration data, naming the folder."""
+    split = split_file(data)
+    if split is not None:
+        if split[1].lower() in FORBIDDEN_SPLITS:
+            raise QuantizeError(
+                f"calibration data {data} is the {split[1]!r} part of {split[0]}: use its training part"
+            )
+        return  # a part of a split file: its own validation part is kept apart by the split
     data = Path(data).resolve()
     folders = [data, data.parent]
     for seq in sequences:
@@ -111,7 +121,7 @@ def check_calibration_data(data: Path, sequences: list[Sequence]) -> None:
 
 
 def quantize_model(
-    model_dir: str | Path, out_dir: str | Path, data: str | Path, crops: int = 300, seed: int = 0
+    model_dir: str | Path, out_dir: str | Path, data: str | Path = TRAIN_SPLIT, crops: int = 300, seed: int = 0
 ) -> Path:
     """Write `out_dir`: the float template branch, the INT8 search branch and a manifest saying how."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -121,7 +131,7 @@ def quantize_model(
     for role in ("template", "search"):
         model.file(role)  # a ModelDirError naming the missing branch
     sequences = load_dataset(data)
-    check_calibration_data(Path(data), sequences)
+    check_calibration_data(data, sequences)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     reader = _SearchFeeds(model, calibration_pairs(sequences, model.params, crops, seed))

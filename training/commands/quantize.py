@@ -19,25 +19,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="INT8 model directory to write")
     p.add_argument(
         "--data",
-        type=Path,
         default=None,
-        help="training sequences to calibrate on (default: $MLKD_SHARED/data/sequences/train, MLKD_SHARED "
-        "defaulting to shared/ beside the checkout)",
+        help="training sequences to calibrate on: a folder or SPLIT.yaml#part (default: the train part of "
+        "training/splits/night_v2.yaml, whose validation sequences it never reads)",
     )
     p.add_argument("--crops", type=int, default=300, help="calibration pairs (default 300)")
     p.add_argument("--seed", type=int, default=0, help="seed of the crop sampling and darkening (default 0)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlkd_model.datasets import DatasetError, shared_dir
+    from mlkd_model.datasets import DatasetError
     from mlkd_model.manifest import ModelDirError
-    from mlkd_training.quantize import QuantizeError, quantize_model
+    from mlkd_training.quantize import TRAIN_SPLIT, QuantizeError, quantize_model
 
     if args.crops < 1:
         log.error("--crops must be at least 1, got %d", args.crops)
         return 2
     try:
-        data = args.data or Path(shared_dir()) / "data" / "sequences" / "train"
+        data = args.data or TRAIN_SPLIT
         out = quantize_model(args.model_dir, args.out, data, args.crops, args.seed)
     except (QuantizeError, ModelDirError, DatasetError) as exc:
         log.error("%s", exc)
