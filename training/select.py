@@ -26,6 +26,7 @@ from mlkd_model.export import export_model
 from mlkd_model.nets.build import build_tracker
 from mlkd_training.evaluate import TrackerSpec, evaluate_protocol
 from mlkd_training.protocol import comparison_markdown
+from mlkd_training.soup import write_soup
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +84,49 @@ def teacher_labels(teachers: set[str]) -> dict[str, str]:
     return {"teacher": dl, "base": "Stock tracker (before distillation, no enhancer)", "base_clean": oracle}
 
 
+def _export(family: str, weights: Path, out: Path, notes: str) -> Path:
+    """The ONNX model directory of `weights` at `out` (kept when already exported)."""
+    if not (out / "manifest.json").is_file():
+        export_model(build_tracker(family, weights), out, source_checkpoint=weights, notes=notes)
+    return out
+
+
+def soup_candidates(run: Path, cfg: dict, models: Path) -> list[Candidate]:
+    """The weight average of a run's room students, and that average halfway back to the stock weights."""
+    fw = cfg["framework"]
+    room = [k for k in range(len(fw["students"])) if student_label(fw, k)[1]]
+    if len(room) < 2:
+        return []
+    teacher = fw["teacher"]
+    soup = write_soup(
+        [run / "students" / f"student{k}.pth" for k in room],
+        [1.0] * len(room),
+        models / "soups" / f"{run.name}_soup.pth",
+    )
+    half = write_soup(
+        [soup, Path(cfg["tracker_checkpoint"])], [0.5, 0.5], models / "soups" / f"{run.name}_soup_half.pth"
+    )
+    rows = (
+        (soup, f"{run.name}_soup", f"Weight average of the room's {len(room)} students [{teacher} teacher]"),
+        (half, f"{run.name}_soup_half", f"Room average halfway back to the stock weights [{teacher} teacher]"),
+    )
+    return [
+        Candidate(
+            name,
+            label,
+            _export(cfg["family"], weights, models / name, f"MLKD candidate {name} from {run}"),
+            mlkd=True,
+            student=True,
+        )
+        for weights, name, label in rows
+    ]
+
+
 def collect_candidates(
-    runs: list[Path], models: Path, with_teacher: bool = True
+    runs: list[Path], models: Path, with_teacher: bool = True, soups: bool = False
 ) -> tuple[list[Candidate], dict, set[str]]:
-    """Export the base tracker (with its enhancer: the DarkLighter teacher) and every student of every run."""
+    """Export the base tracker (with its enhancer: the DarkLighter teacher), every student of every run and,
+    with `soups`, each run's weight averages (`soup_candidates`)."""
     candidates: list[Candidate] = []
     base_cfg: dict | None = None
     teachers: set[str] = set()
@@ -102,15 +142,10 @@ def collect_candidates(
             weights = run / "students" / f"student{k}.pth"
             name = f"{run.name}_s{k}_{crl}"
             label, in_room = student_label(fw, k)
-            out = models / name
-            if not (out / "manifest.json").is_file():
-                export_model(
-                    build_tracker(cfg["family"], weights),
-                    out,
-                    source_checkpoint=weights,
-                    notes=f"MLKD candidate {name} from {run}",
-                )
+            out = _export(cfg["family"], weights, models / name, f"MLKD candidate {name} from {run}")
             candidates.append(Candidate(name, label, out, mlkd=in_room, student=True))
+        if soups:
+            candidates += soup_candidates(run, cfg, models)
     assert base_cfg is not None
     base_dir = models / "base"
     if not (base_dir / "manifest.json").is_file():
@@ -160,10 +195,11 @@ def select(
     seeds: list[int] | None = None,
     export: Path | None = None,
     with_teacher: bool = True,
+    soups: bool = False,
 ) -> dict:
     seeds = seeds or [1, 2, 3]
     out.mkdir(parents=True, exist_ok=True)
-    candidates, base_cfg, teachers = collect_candidates(runs, out / "models", with_teacher)
+    candidates, base_cfg, teachers = collect_candidates(runs, out / "models", with_teacher, soups)
     specs = [TrackerSpec(c.spec or c.name, str(c.model_dir)) for c in candidates]
     comparison = evaluate_protocol(val, specs, out / "eval", seeds, night_only=("teacher",))
     rows = comparison["trackers"]

@@ -28,12 +28,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="leave out the DarkLighter teacher row (it runs ~100x slower than the students on a CPU)",
     )
+    parser.add_argument(
+        "--soups",
+        action="store_true",
+        help="also score each run's weight average of its room students, and that average halfway back to "
+        "the stock weights (mlkd_training/soup.py); MLKD-Track may be one of them",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from mlkd_training.select import select
 
     seeds = [int(v) for v in args.seeds.split(",")]
-    select(args.runs, args.val, args.out, seeds, args.export, not args.no_teacher)
+    select(args.runs, args.val, args.out, seeds, args.export, not args.no_teacher, args.soups)
     sys.stdout.write((args.out / "table.md").read_text())
     return 0
