@@ -10,7 +10,7 @@ from shared_paths import NANOTRACK_PTH
 from mlkd_model.load import load_tracker
 from mlkd_model.nets.build import build_tracker
 from mlkd_model.nets.checkpoint import read_checkpoint
-from mlkd_training.select import soup_candidates
+from mlkd_training.select import room_students, soup_candidates
 from mlkd_training.soup import SoupError, average_states
 
 
@@ -49,7 +49,7 @@ def test_room_soups_are_exported_candidates(tmp_path):
     cfg = {"family": "nanotrack", "tracker_checkpoint": str(NANOTRACK_PTH), "framework": fw}
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
 
-    soup, half = soup_candidates(run, cfg, tmp_path / "models")
+    soup, half = soup_candidates("run", "the room", room_students(run, cfg), cfg, tmp_path / "models")
     assert soup.mlkd and half.mlkd and "average" in soup.label and "stock" in half.label
     key = next(k for k, v in stock.items() if v.is_floating_point())
     soup_weights = read_checkpoint(soup.model_dir / "tracker.pth")[key]
@@ -62,4 +62,5 @@ def test_room_soups_are_exported_candidates(tmp_path):
     tracker.init(frame, (60, 40, 30, 30))
     assert 0 <= tracker.track(frame)[1] <= 1
 
-    assert soup_candidates(run, {**cfg, "framework": {**fw, "mode": "kd"}}, tmp_path / "models_kd") == []
+    assert room_students(run, {**cfg, "framework": {**fw, "mode": "kd"}}) == []  # no room: no soup
+    assert soup_candidates("kd", "one", [run / "students" / "student0.pth"], cfg, tmp_path / "models_kd") == []

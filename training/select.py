@@ -91,34 +91,29 @@ def _export(family: str, weights: Path, out: Path, notes: str) -> Path:
     return out
 
 
-def soup_candidates(run: Path, cfg: dict, models: Path) -> list[Candidate]:
-    """The weight average of a run's room students, and that average halfway back to the stock weights."""
+def room_students(run: Path, cfg: dict) -> list[Path]:
+    """The weight files of a run's mutual-learning students."""
     fw = cfg["framework"]
-    room = [k for k in range(len(fw["students"])) if student_label(fw, k)[1]]
-    if len(room) < 2:
+    return [run / "students" / f"student{k}.pth" for k in range(len(fw["students"])) if student_label(fw, k)[1]]
+
+
+def soup_candidates(name: str, what: str, students: list[Path], cfg: dict, models: Path) -> list[Candidate]:
+    """The weight average of `students` (`what` says whose, for the table) and that average halfway back
+    to the stock weights; none for fewer than two students."""
+    if len(students) < 2:
         return []
-    teacher = fw["teacher"]
-    soup = write_soup(
-        [run / "students" / f"student{k}.pth" for k in room],
-        [1.0] * len(room),
-        models / "soups" / f"{run.name}_soup.pth",
-    )
-    half = write_soup(
-        [soup, Path(cfg["tracker_checkpoint"])], [0.5, 0.5], models / "soups" / f"{run.name}_soup_half.pth"
-    )
+    teacher = cfg["framework"]["teacher"]
+    soup = write_soup(students, [1.0] * len(students), models / "soups" / f"{name}_soup.pth")
+    half = write_soup([soup, Path(cfg["tracker_checkpoint"])], [0.5, 0.5], models / "soups" / f"{name}_soup_half.pth")
     rows = (
-        (soup, f"{run.name}_soup", f"Weight average of the room's {len(room)} students [{teacher} teacher]"),
-        (half, f"{run.name}_soup_half", f"Room average halfway back to the stock weights [{teacher} teacher]"),
+        (soup, f"{name}_soup", f"Weight average of {what} [{teacher} teacher]"),
+        (half, f"{name}_soup_half", f"Average of {what} halfway back to the stock weights [{teacher} teacher]"),
     )
     return [
         Candidate(
-            name,
-            label,
-            _export(cfg["family"], weights, models / name, f"MLKD candidate {name} from {run}"),
-            mlkd=True,
-            student=True,
+            n, label, _export(cfg["family"], w, models / n, f"MLKD candidate {n}: {label}"), mlkd=True, student=True
         )
-        for weights, name, label in rows
+        for w, n, label in rows
     ]
 
 
@@ -126,10 +121,11 @@ def collect_candidates(
     runs: list[Path], models: Path, with_teacher: bool = True, soups: bool = False
 ) -> tuple[list[Candidate], dict, set[str]]:
     """Export the base tracker (with its enhancer: the DarkLighter teacher), every student of every run and,
-    with `soups`, each run's weight averages (`soup_candidates`)."""
+    with `soups`, the weight averages (`soup_candidates`) of each run's room and of all runs' rooms together."""
     candidates: list[Candidate] = []
     base_cfg: dict | None = None
     teachers: set[str] = set()
+    everyone: list[Path] = []  # the room students of all runs, for their common average
     for run in runs:
         cfg = _run_config(run)
         fw = cfg["framework"]
@@ -145,8 +141,14 @@ def collect_candidates(
             out = _export(cfg["family"], weights, models / name, f"MLKD candidate {name} from {run}")
             candidates.append(Candidate(name, label, out, mlkd=in_room, student=True))
         if soups:
-            candidates += soup_candidates(run, cfg, models)
+            room = room_students(run, cfg)
+            everyone += room
+            candidates += soup_candidates(run.name, f"the room's {len(room)} students", room, cfg, models)
     assert base_cfg is not None
+    if soups and len(runs) > 1:
+        candidates += soup_candidates(
+            "all", f"the {len(everyone)} room students of all runs", everyone, base_cfg, models
+        )
     base_dir = models / "base"
     if not (base_dir / "manifest.json").is_file():
         ckpt = base_cfg["tracker_checkpoint"]
