@@ -104,7 +104,8 @@ def soup_candidates(name: str, what: str, students: list[Path], cfg: dict, model
         return []
     teacher = cfg["framework"]["teacher"]
     soup = write_soup(students, [1.0] * len(students), models / "soups" / f"{name}_soup.pth")
-    half = write_soup([soup, Path(cfg["tracker_checkpoint"])], [0.5, 0.5], models / "soups" / f"{name}_soup_half.pth")
+    stock = build_tracker(cfg["family"], cfg["tracker_checkpoint"]).state_dict()  # the keys the network uses
+    half = write_soup([soup, stock], [0.5, 0.5], models / "soups" / f"{name}_soup_half.pth")
     rows = (
         (soup, f"{name}_soup", f"Weight average of {what} [{teacher} teacher]"),
         (half, f"{name}_soup_half", f"Average of {what} halfway back to the stock weights [{teacher} teacher]"),

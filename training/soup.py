@@ -46,9 +46,10 @@ def average_states(states: Sequence[Mapping[str, torch.Tensor]], weights: Sequen
     return out
 
 
-def write_soup(checkpoints: Sequence[str | Path], weights: Sequence[float], out: Path) -> Path:
-    """Average the checkpoints (any layout `read_checkpoint` takes) and save a plain state dict to `out`."""
-    states = [read_checkpoint(p) for p in checkpoints]
+def write_soup(sources: Sequence[str | Path | Mapping[str, torch.Tensor]], weights: Sequence[float], out: Path) -> Path:
+    """Average the sources (state dicts, or checkpoint files of any layout `read_checkpoint` takes) and save
+    a plain state dict to `out`."""
+    states = [s if isinstance(s, Mapping) else read_checkpoint(s) for s in sources]
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(average_states(states, weights), out)
     return out
