@@ -139,12 +139,14 @@ def collect_candidates(
             weights = run / "students" / f"student{k}.pth"
             name = f"{run.name}_s{k}_{crl}"
             label, in_room = student_label(fw, k)
+            label += f" ({run.name})" if len(runs) > 1 else ""  # one recipe in two runs gives two equal titles
             out = _export(cfg["family"], weights, models / name, f"MLKD candidate {name} from {run}")
             candidates.append(Candidate(name, label, out, mlkd=in_room, student=True))
         if soups:
             room = room_students(run, cfg)
             everyone += room
-            candidates += soup_candidates(run.name, f"the room's {len(room)} students", room, cfg, models)
+            whose = f"the room's {len(room)} students" + (f" ({run.name})" if len(runs) > 1 else "")
+            candidates += soup_candidates(run.name, whose, room, cfg, models)
     assert base_cfg is not None
     if soups and len(runs) > 1:
         candidates += soup_candidates(
