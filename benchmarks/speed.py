@@ -5,7 +5,7 @@ each tracker, per frame: track() (crop, blob, network, post-processing), then th
 the crop track() just made (the same kernels, the same input). The trackers take turns in blocks of
 --block frames (default 10), so a loaded machine slows them all alike and the ratios stay meaningful,
 while within a block a tracker runs as it does alone on a ground station: its weights still in the
-caches from its last frame. (Turns of one frame put the teacher's ~60 ms between every two frames of
+caches from its last frame. (Turns of one frame put the teacher's 60-100 ms between every two frames of
 the others, which evicts their weights and charges the reload to track() but not to the search branch
 re-run right after it: the loop's share came out 0.1-0.3x of the search branch larger than alone.) Printed
 per tracker: frames/s (1 / median track()), median track() and search-branch times, the loop around the

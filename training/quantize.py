@@ -104,11 +104,11 @@ def check_calibration_data(data: str | Path, sequences: list[Sequence]) -> None:
     """Refuse a validation split (or one of its sequences) as calibration data, naming the folder."""
     split = split_file(data)
     if split is not None:
-        if split[1].lower() in FORBIDDEN_SPLITS:
+        if split[1].lower() in (*FORBIDDEN_SPLITS, "final_check"):
             raise QuantizeError(
                 f"calibration data {data} is the {split[1]!r} part of {split[0]}: use its training part"
             )
-        return  # a part of a split file: its own validation part is kept apart by the split
+        return  # another part of a split file: the split keeps the validation sequences apart
     data = Path(data).resolve()
     folders = [data, data.parent]
     for seq in sequences:
