@@ -131,6 +131,7 @@ def collect_candidates(
         cfg = _run_config(run)
         fw = cfg["framework"]
         teachers.add(fw["teacher"])
+        tag = f" ({run.name})" if len(runs) > 1 else ""  # one recipe in two runs would give two equal titles
         if base_cfg is None:
             base_cfg = cfg
         elif (cfg["family"], cfg["tracker_checkpoint"]) != (base_cfg["family"], base_cfg["tracker_checkpoint"]):
@@ -139,13 +140,13 @@ def collect_candidates(
             weights = run / "students" / f"student{k}.pth"
             name = f"{run.name}_s{k}_{crl}"
             label, in_room = student_label(fw, k)
-            label += f" ({run.name})" if len(runs) > 1 else ""  # one recipe in two runs gives two equal titles
+            label += tag
             out = _export(cfg["family"], weights, models / name, f"MLKD candidate {name} from {run}")
             candidates.append(Candidate(name, label, out, mlkd=in_room, student=True))
         if soups:
             room = room_students(run, cfg)
             everyone += room
-            whose = f"the room's {len(room)} students" + (f" ({run.name})" if len(runs) > 1 else "")
+            whose = f"the room's {len(room)} students{tag}"
             candidates += soup_candidates(run.name, whose, room, cfg, models)
     assert base_cfg is not None
     if soups and len(runs) > 1:
