@@ -1,8 +1,9 @@
 """Readers for single-object tracking benchmarks, all returning the same `Sequence`.
 
 Layouts understood (auto-detected by `load_dataset`):
-- OTB style, one folder per sequence: `img/*.jpg` (or frames directly in the folder) and
-  `groundtruth_rect.txt` / `groundtruth.txt` — OTB, DTB70, VOT-like folders, `shared/data/sequences/*`;
+- OTB style, one folder per sequence: `img/*.jpg` (or frames directly in the folder, or one `video.mp4`
+  holding one frame per box row) and `groundtruth_rect.txt` / `groundtruth.txt` — OTB, DTB70, VOT-like
+  folders, `shared/data/sequences/*`;
 - split layouts, image folders and annotation files in separate trees, matched by sequence name:
   UAV123 / UAV123_10fps / UAV20L (`data_seq/UAV123/<seq>/` + `anno/UAV123/<seq>.txt`, attributes in
   `anno/UAV123/att/<seq>.txt`), UAVDark135, UAVDark70, NAT2021 (test and long-term), DarkTrack2021
@@ -13,10 +14,14 @@ Layouts understood (auto-detected by `load_dataset`):
 
 Boxes are x,y,w,h (top-left, pixels) separated by commas, tabs or spaces; 8-value polygons become the
 axis-aligned box of their corners (min/max, as pysot does for VOT). NaN rows mean "no ground truth".
+
+A video sequence is decoded once into lossless PNG frames under `$MLKD_CACHE` (else ~/.cache/mlkd)
+`/video/<sha256 of the video>/`, so every reader afterwards sees plain frame files and no run decodes again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import logging
@@ -37,6 +42,7 @@ DEFAULT_SHARED = str(Path(__file__).resolve().parents[1].parent / "shared")
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 GT_NAMES = ("groundtruth_rect.txt", "groundtruth.txt", "groundtruth_rect.1.txt")
+VIDEO_NAME = "video.mp4"  # a sequence stored as one video (shared/data/sequences/train_video)
 
 # Attribute names in the order the benchmarks' attribute files list them (one 0/1 value each).
 ATTRIBUTE_NAMES: dict[str, tuple[str, ...]] = {
@@ -159,6 +165,76 @@ def list_frames(folder: Path) -> list[Path]:
     return frames
 
 
+def cache_root() -> Path:
+    """Where decoded videos and darkened frames are cached: `$MLKD_CACHE`, else ~/.cache/mlkd."""
+    return Path(os.environ.get("MLKD_CACHE", Path.home() / ".cache" / "mlkd"))
+
+
+def video_frames(video: Path, expected: int, root: Path | None = None) -> list[Path]:
+    """The frames of `video` as PNG files in the cache, decoding it on first use.
+
+    The cache folder is named by the video's content (SHA-256), so an edited video is decoded again and a
+    copied one is not. The video must hold exactly `expected` frames (one per ground-truth row): a
+    corrupt or short video is a DatasetError naming the file. Decoding writes to a private folder that is
+    renamed into place when complete, so concurrent readers never see half a sequence.
+    """
+    try:
+        digest = hashlib.sha256(video.read_bytes()).hexdigest()[:20]
+    except OSError as exc:
+        raise DatasetError(f"cannot read video {video}: {exc}") from exc
+    folder = (root or cache_root()) / "video" / digest
+    names = [folder / f"{i:06d}.png" for i in range(expected)]
+    if (folder / "COMPLETE").is_file():
+        cached = int((folder / "COMPLETE").read_text().split()[0])
+        if cached != expected:
+            raise DatasetError(f"video {video} has {cached} frames but its ground truth has {expected} rows")
+        return names
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f"{digest}.part-{os.getpid()}"
+    tmp.mkdir(exist_ok=True)
+    try:
+        count = _decode(video, tmp, expected)
+        if count < expected:
+            raise DatasetError(
+                f"video {video} has {count} readable frames but its ground truth has {expected} rows"
+                " (the video is corrupt or cut short)"
+            )
+        if count > expected:
+            raise DatasetError(f"video {video} has more frames than its ground truth has rows ({expected})")
+        (tmp / "COMPLETE").write_text(f"{count}\n")
+        try:
+            os.rename(tmp, folder)
+        except OSError:  # another process finished the same video first: use its frames
+            if not (folder / "COMPLETE").is_file():
+                raise
+    finally:
+        if tmp.exists():
+            for f in tmp.iterdir():
+                f.unlink()
+            tmp.rmdir()
+    log.info("decoded %s (%d frames) into %s", video, expected, folder)
+    return names
+
+
+def _decode(video: Path, out: Path, expected: int) -> int:
+    """Decode every frame of `video` into out/NNNNNN.png; the number of frames read (at most expected + 1)."""
+    cap = cv2.VideoCapture(str(video))
+    if not cap.isOpened():
+        raise DatasetError(f"cannot open video {video} (corrupt, or not a video OpenCV can decode)")
+    count = 0
+    try:
+        while count <= expected:  # one frame past the boxes is enough to call the video too long
+            ok, image = cap.read()
+            if not ok:
+                break
+            if count < expected:
+                cv2.imwrite(str(out / f"{count:06d}.png"), image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+            count += 1
+    finally:
+        cap.release()
+    return count
+
+
 def _check_counts(frames: list[Path], boxes: np.ndarray, gt: Path, images: Path) -> None:
     if not frames:
         raise DatasetError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {images}")
@@ -176,10 +252,13 @@ def _otb_gt(folder: Path) -> Path | None:
 def _load_otb(folder: Path) -> Sequence:
     gt = _otb_gt(folder)
     assert gt is not None
-    images = folder / "img" if (folder / "img").is_dir() else folder
-    frames = list_frames(images)
     boxes = read_boxes(gt)
-    _check_counts(frames, boxes, gt, images)
+    if not (folder / "img").is_dir() and (folder / VIDEO_NAME).is_file():
+        frames = video_frames(folder / VIDEO_NAME, len(boxes))
+    else:
+        images = folder / "img" if (folder / "img").is_dir() else folder
+        frames = list_frames(images)
+        _check_counts(frames, boxes, gt, images)
     attributes: dict[str, np.ndarray] = {}
     for name in ("attributes.txt", "att.txt"):
         if (folder / name).is_file():

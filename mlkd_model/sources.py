@@ -1,4 +1,5 @@
-"""Frame sources for `mlkd track`: a video file, a folder of images, or an OTB-layout sequence."""
+"""Frame sources for `mlkd track`: a video file, a folder of images, or an OTB-layout sequence (image
+folder or `video.mp4` beside `groundtruth_rect.txt`)."""
 
 from __future__ import annotations
 
@@ -82,6 +83,11 @@ def open_source(path: str | Path) -> FrameSource:
         cap.release()
         return FrameSource(path.stem, path, None, None, fps)
     gt = path / "groundtruth_rect.txt"
+    video = path / "video.mp4"  # a sequence stored as video (shared/data/sequences/train_video)
+    if not (path / "img").is_dir() and video.is_file():
+        source = open_source(video)
+        source.name, source.first_box = path.name, _first_gt_box(gt) if gt.is_file() else None
+        return source
     if (path / "img").is_dir():
         images = _images_in(path / "img")
         box = _first_gt_box(gt) if gt.is_file() else None

@@ -168,3 +168,99 @@ def test_real_otb_sequences() -> None:
     assert car.image(0).shape == (360, 640, 3)
     bag = load_sequence(SEQUENCES / "fixtures" / "vot_bag")
     assert bag.boxes.shape == (196, 4) and np.all(bag.boxes[:, 2:] > 0)  # polygons -> axis-aligned boxes
+
+
+# --------------------------------------------------------------------------- sequences stored as video
+
+# Flat grey levels far apart, so a lossy codec cannot blur one frame into its neighbour's value.
+VIDEO_LEVELS = [20, 70, 120, 170, 220, 45, 95]
+
+
+def _video_sequence(folder: Path, levels: list[int], rows: int | None = None, polygon: bool = False) -> Path:
+    """A sequence folder: video.mp4 with one flat frame per level, and `rows` ground-truth rows."""
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(folder / "video.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 30, (64, 48))
+    assert writer.isOpened(), "OpenCV cannot write mp4v here"
+    for level in levels:
+        writer.write(np.full((48, 64, 3), level, np.uint8))
+    writer.release()
+    n = len(levels) if rows is None else rows
+    line = "10,4,30,4,30,20,10,20\n" if polygon else "10,4,20,16\n"
+    (folder / "groundtruth_rect.txt").write_text(line * n)
+    return folder
+
+
+def _decoded(cache: Path) -> list[Path]:
+    return sorted((cache / "video").glob("*/COMPLETE"))
+
+
+def test_video_sequence_is_decoded_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlkd_model.datasets as datasets
+
+    monkeypatch.setenv("MLKD_CACHE", str(tmp_path / "cache"))
+    seq_dir = _video_sequence(tmp_path / "seqs" / "clip", VIDEO_LEVELS, polygon=True)
+    seq = load_sequence(seq_dir)
+    assert seq.name == "clip" and len(seq) == len(VIDEO_LEVELS)
+    np.testing.assert_array_equal(seq.boxes[0], [10, 4, 20, 16])  # the polygon's axis-aligned box
+    means = [float(seq.image(i).mean()) for i in range(len(seq))]
+    np.testing.assert_allclose(means, VIDEO_LEVELS, atol=4)  # each frame in order, none skipped or repeated
+    assert seq.image(0).shape == (48, 64, 3)
+    assert all(tmp_path / "cache" in f.parents for f in seq.frames)  # decoded into the cache, not beside the video
+    assert len(_decoded(tmp_path / "cache")) == 1
+
+    def no_decoding(*_args: object) -> int:
+        raise AssertionError("the video was decoded again")
+
+    monkeypatch.setattr(datasets, "_decode", no_decoding)
+    again = load_dataset(tmp_path / "seqs")  # a folder of sequences, as training reads it
+    assert [f for f in again[0].frames] == seq.frames
+    copy = tmp_path / "copy" / "clip"
+    copy.mkdir(parents=True)
+    for name in ("video.mp4", "groundtruth_rect.txt"):
+        (copy / name).write_bytes((seq_dir / name).read_bytes())
+    assert load_sequence(copy).frames == seq.frames  # keyed by content: a copy is not decoded again
+    monkeypatch.undo()
+    monkeypatch.setenv("MLKD_CACHE", str(tmp_path / "cache"))
+    _video_sequence(seq_dir, VIDEO_LEVELS[::-1], polygon=True)  # new content: a new cache entry
+    changed = load_sequence(seq_dir)
+    assert changed.frames != seq.frames and len(_decoded(tmp_path / "cache")) == 2
+    assert abs(float(changed.image(0).mean()) - VIDEO_LEVELS[-1]) < 4
+
+
+def test_short_or_corrupt_video_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLKD_CACHE", str(tmp_path / "cache"))
+    short = _video_sequence(tmp_path / "short", VIDEO_LEVELS[:5], rows=7)
+    with pytest.raises(DatasetError, match=r"short/video\.mp4 has 5 readable frames but its ground truth has 7"):
+        load_sequence(short)
+    long = _video_sequence(tmp_path / "long", VIDEO_LEVELS, rows=5)
+    with pytest.raises(DatasetError, match=r"long/video\.mp4 has more frames than its ground truth has rows \(5\)"):
+        load_sequence(long)
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "video.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 4000, np.uint8).tobytes())
+    (corrupt / "groundtruth_rect.txt").write_text("1,2,3,4\n" * 3)
+    with pytest.raises(DatasetError, match=r"corrupt/video\.mp4"):
+        load_sequence(corrupt)
+    truncated = _video_sequence(tmp_path / "truncated", VIDEO_LEVELS)
+    data = (truncated / "video.mp4").read_bytes()
+    (truncated / "video.mp4").write_bytes(data[: len(data) // 3])
+    with pytest.raises(DatasetError, match=r"truncated/video\.mp4"):
+        load_sequence(truncated)
+    assert _decoded(tmp_path / "cache") == []  # nothing half-decoded is left to be mistaken for a sequence
+    assert not list((tmp_path / "cache" / "video").glob("*.part-*"))
+
+
+def test_track_source_reads_a_video_sequence(tmp_path: Path) -> None:
+    from mlkd_model.sources import open_source
+
+    folder = _video_sequence(tmp_path / "clip", VIDEO_LEVELS, polygon=True)
+    source = open_source(folder)
+    assert source.name == "clip" and source.first_box == (10.0, 4.0, 20.0, 16.0)
+    means = [float(f.mean()) for f in source.frames()]
+    np.testing.assert_allclose(means, VIDEO_LEVELS, atol=4)
+
+
+@needs_shared
+def test_real_video_sequence() -> None:
+    seq = load_sequence(SEQUENCES / "train_video" / "otb_ironman")
+    assert len(seq) == 166 and seq.image(165).shape == (270, 640, 3)

@@ -26,6 +26,7 @@ from torch import nn
 from mlkd_model.nets.build import build_teacher
 from mlkd_model.nets.common import Freezable, HeadOutput
 from mlkd_training import losses
+from mlkd_training.adapter import make_adapter_student
 from mlkd_training.data import EXEMPLAR_SIZE, SEARCH_SIZE
 from mlkd_training.room import MutualLearningRoom
 
@@ -53,6 +54,12 @@ class FrameworkConfig:
     # independent KD students trained on the same batches: the ablation rows of one run.
     room: list[int] | None = None
     trainable: list[str] = field(default_factory=lambda: ["backbone"])  # parameter-name prefixes, or ["all"]
+    # Indices of night-adapter students (training/adapter.py): the tracker frozen, low-rank adapters in its
+    # backbone that open only on dark crops; `trainable` does not apply to them. Their parameters learn
+    # at lr * adapter_lr_scale (they start from zero, not from trained weights).
+    adapters: list[int] = field(default_factory=list)
+    adapter_rank: int = 8
+    adapter_lr_scale: float = 1.0
     freeze_bn: bool = False  # keep every BatchNorm of the students in eval mode (small per-GPU batches)
     temperature: float = 1.0
     kdr_region: str = "positive"  # where L_KDR distils: "positive" points/anchors, or "all"
@@ -79,6 +86,9 @@ class FrameworkConfig:
             raise ValueError(f"room must list distinct student indices 0..{len(self.students) - 1}, got {self.room}")
         if self.mode == "ml" and len(self.room_members()) < 2:
             raise ValueError("mode 'ml' needs at least two students in the room")
+        n = len(self.students)
+        if len(set(self.adapters)) != len(self.adapters) or any(not 0 <= k < n for k in self.adapters):
+            raise ValueError(f"adapters must list distinct student indices 0..{n - 1}, got {self.adapters}")
         if self.kdr_region not in ("positive", "all"):
             raise ValueError(f"kdr_region must be 'positive' or 'all', got {self.kdr_region!r}")
 
@@ -130,7 +140,12 @@ class MLKDFramework(nn.Module):
             self.teacher: nn.Module = build_teacher(teacher_tracker, enhancer_checkpoint).freeze()
         else:
             self.teacher = FrozenTracker(teacher_tracker).freeze()
-        self.students = nn.ModuleList(make_student(tracker, cfg.trainable) for _ in cfg.students)
+        self.students = nn.ModuleList(
+            make_adapter_student(tracker, cfg.adapter_rank)
+            if k in cfg.adapters
+            else make_student(tracker, cfg.trainable)
+            for k in range(len(cfg.students))
+        )
         self.room = MutualLearningRoom() if cfg.mode == "ml" else None
         # The feature student's teacher is always the clean-frame tracker (its features are the target).
         if "feature" in cfg.students:

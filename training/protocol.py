@@ -24,17 +24,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from mlkd_model.datasets import Sequence
+from mlkd_model.datasets import Sequence, cache_root
 from mlkd_training.night import TRANSFORM_VERSION, darken, encode_jpeg, frame_rng, light_field, sequence_params
 
 log = logging.getLogger(__name__)
 
 BOOTSTRAP_SAMPLES = 10000
-
-
-def cache_root() -> Path:
-    """`$MLKD_CACHE`, else ~/.cache/mlkd."""
-    return Path(os.environ.get("MLKD_CACHE", Path.home() / ".cache" / "mlkd"))
 
 
 def night_cache_dir(seq: Sequence, seed: int, root: Path | None = None) -> Path:

@@ -243,9 +243,13 @@ def train(
     use_cuda = d.device.type == "cuda"
     if tcfg.sync_bn and use_cuda and d.world > 1:
         framework.students = nn.SyncBatchNorm.convert_sync_batchnorm(framework.students)
-    params = [p for p in framework.parameters() if p.requires_grad]
     student_params = [[p for p in st.parameters() if p.requires_grad] for st in framework.students]
-    optimizer = torch.optim.SGD(params, lr=tcfg.lr, momentum=tcfg.momentum, weight_decay=tcfg.weight_decay)
+    adapters = cfg.framework.adapters
+    groups = [{"params": [p for k, ps in enumerate(student_params) if k not in adapters for p in ps], "lr_scale": 1.0}]
+    if adapters:  # the night adapters start from zero and learn at their own rate
+        scale = cfg.framework.adapter_lr_scale
+        groups.append({"params": [p for k in adapters for p in student_params[k]], "lr_scale": scale})
+    optimizer = torch.optim.SGD(groups, lr=tcfg.lr, momentum=tcfg.momentum, weight_decay=tcfg.weight_decay)
     amp = tcfg.amp and use_cuda
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
 
@@ -332,7 +336,7 @@ def train(
         for batch in loader:
             lr = lr_at(step, total_steps, steps_per_epoch, tcfg)
             for g in optimizer.param_groups:
-                g["lr"] = lr
+                g["lr"] = lr * g.get("lr_scale", 1.0)
             batch = {k: v.to(d.device, non_blocking=True) for k, v in batch.items()}
             with torch.autocast("cuda", dtype=torch.float16) if amp else nullcontext():
                 losses = model(batch)
