@@ -9,7 +9,9 @@ so this runtime module names none of the training or ground-station modules abov
 when the parser is built, so `mlkd track` on a ground-station install (no torch) never imports the
 training stack. A command whose optional dependencies are not installed (torch, the ROS wheels) says
 which install profile brings them and exits with 2 (`mlkd_model.commands.missing_dependency`), whether
-its module or its run lacks them.
+its module or its run lacks them. An error the user can fix (mlkd_model.errors.UserError: a bad model
+directory, source, box, dataset or bag) that a command does not handle itself ends here as one line,
+`ERROR mlkd: MESSAGE`, and exit status 2: never a traceback for a mistake the message explains.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import sys
 from types import ModuleType
 
 from mlkd_model.commands import missing_dependency
+from mlkd_model.errors import UserError
 
 COMMAND_GROUP = "mlkd.commands"  # entry points: NAME = command module (setup.py)
 
@@ -73,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except UserError as exc:  # a mistake its message explains (mlkd_model/errors.py): that one line, no traceback
+        logging.getLogger("mlkd").error("%s", exc)
+        return 2
     except ModuleNotFoundError as exc:  # an optional dependency a command imports when it runs
         if (exc.name or "").split(".")[0].startswith("mlkd"):
             raise  # our own module missing is a bug, not an install profile

@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from mlkd_model.boxes import bounding_box, labelled_mask
+from mlkd_model.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def shared_dir() -> str:
     return os.environ.get("MLKD_SHARED", DEFAULT_SHARED)
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset or sequence that cannot be read; the message names the offending file."""
 
 

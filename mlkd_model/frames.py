@@ -8,14 +8,16 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from mlkd_model.errors import UserError
+
 COLOR_ORDERS = ("bgr", "rgb", "gray")
 
 
-class FrameError(ValueError):
+class FrameError(UserError, ValueError):
     """A frame that cannot be tracked on (wrong shape, dtype or colour layout)."""
 
 
-class BoxError(ValueError):
+class BoxError(UserError, ValueError):
     """A box that cannot start or describe a track (outside the frame, zero or NaN size)."""
 
 

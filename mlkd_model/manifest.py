@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlkd_model.errors import UserError
 from mlkd_model.params import TrackerParams
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 
 
-class ModelDirError(RuntimeError):
+class ModelDirError(UserError, RuntimeError):
     """A model directory that is missing, incomplete or altered."""
 
 

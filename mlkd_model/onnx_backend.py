@@ -84,17 +84,13 @@ class OnnxBackend:
         threads: int = 1,
         spin: bool = False,
     ) -> None:
-        import onnxruntime as ort
-
         self.model = model_dir if isinstance(model_dir, ModelDir) else read_model_dir(model_dir)
         self.params = self.model.params
         prefix = "teacher_" if teacher else ""
         chosen = resolve_providers(providers)
         options = session_options(threads, spin)
-        self.template_session = ort.InferenceSession(
-            str(self.model.file(f"{prefix}template")), options, providers=chosen
-        )
-        self.search_session = ort.InferenceSession(str(self.model.file(f"{prefix}search")), options, providers=chosen)
+        self.template_session = self._session(f"{prefix}template", options, chosen)
+        self.search_session = self._session(f"{prefix}search", options, chosen)
         self.providers = self.search_session.get_providers()
         log.info(
             "ONNX Runtime %s: providers %s, %s intra-op thread(s), spinning %s",
@@ -110,6 +106,24 @@ class OnnxBackend:
         self._bound_search: np.ndarray | None = None
         self._cls = self._loc = np.empty(0, np.float32)
         self._check_graphs()
+
+    def _session(self, role: str, options, providers: list[str]):
+        """An ONNX Runtime session for one of the model directory's files; a file ONNX Runtime cannot load
+        (cut, garbage, empty: its sha256 in the manifest may have been updated with it) is a ModelDirError
+        naming the file, not ONNX Runtime's own exception."""
+        import onnxruntime as ort
+        from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
+
+        path = self.model.file(role)
+        try:
+            return ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as exc:
+            if type(exc).__module__ != ort_errors.__name__:  # ONNX Runtime's errors all live there
+                raise
+            reason = str(exc).rpartition("failed:")[2].strip(" .") or str(exc)  # "Load model from X failed:WHY"
+            raise ModelDirError(
+                f"model directory {self.model.path}: ONNX Runtime cannot load {path.name}: {reason}"
+            ) from exc
 
     def _check_graphs(self) -> None:
         """Inputs, outputs and output sizes against the manifest, with one dry run on blank crops."""

@@ -11,11 +11,15 @@ import cv2
 import numpy as np
 
 from mlkd_model.boxes import bounding_box, is_labelled
+from mlkd_model.errors import UserError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+# FFmpeg opens any .txt (or .ans, .bin, ...) file as "video" (its tty demuxer draws the characters, codec
+# "ansi"): a ground-truth file given as the source would otherwise be tracked as a few frames of text.
+TEXT_CODEC = b"ansi"
 
 
-class SourceError(ValueError):
+class SourceError(UserError, ValueError):
     """A tracking source that cannot be read."""
 
 
@@ -79,6 +83,12 @@ def open_source(path: str | Path) -> FrameSource:
         cap = cv2.VideoCapture(str(path))
         if not cap.isOpened():
             raise SourceError(f"cannot open video {path} (not a video file OpenCV can read)")
+        codec = int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little")
+        if codec == TEXT_CODEC:
+            cap.release()
+            raise SourceError(
+                f"{path} is a text file, not a video: give a video, a folder of images or an OTB sequence folder"
+            )
         fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
         cap.release()
         return FrameSource(path.stem, path, None, None, fps)
