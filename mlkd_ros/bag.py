@@ -6,7 +6,8 @@
   `ground_truth/box`, so any benchmark sequence can be replayed as a flight;
 - `read_messages` / `read_frames` / `read_boxes`: iterate a bag (topics by relative or absolute name,
   images raw or JPEG-compressed); a cut mcap gives its complete messages and a warning, corrupt data
-  (an mcap chunk failing its CRC, a damaged sqlite3 file) one clear `BagError`;
+  (an mcap chunk failing its CRC, a damaged sqlite3 file, a message that does not decode) one clear
+  `BagError` naming the bag and the message;
 The ROS front-ends (recorder, player) are in mlkd_ros/commands/record.py and replay.py; this module
 needs no rclpy.
 """
@@ -14,16 +15,21 @@ needs no rclpy.
 from __future__ import annotations
 
 import logging
+import struct
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 from rosbags.rosbag2 import Reader, Writer
+from rosbags.rosbag2.storage_mcap import McapWriter
 from rosbags.rosbag2.writer import StoragePlugin
 from rosbags.typesys import Stores, get_typestore
 
 from mlkd_model.boxes import bounding_box, corners, is_labelled
+from mlkd_model.errors import UserError
 from mlkd_ros.camera_frame import CAMERA_FRAME
 from mlkd_ros.stamps import stamp_ns
 from mlkd_ros.topics import (
@@ -54,8 +60,28 @@ STORAGES = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
 
 
-class BagError(ValueError):
+class BagError(UserError, ValueError):
     """A bag that cannot be read: missing, truncated, corrupt, or without the expected topic."""
+
+
+class _CrcMcapWriter(McapWriter):
+    """rosbags' mcap storage with each chunk's CRC filled in: rosbags writes 0 ("no CRC"), so flipped bits in a
+    bag of ours would replay silently; with it they are an error (mcap_scan.py checks it, as rosbags' reader does)."""
+
+    CRC_AT = 1 + 8 + 8 + 8 + 8  # chunk record: opcode, length, start time, end time, uncompressed size, then the CRC
+
+    def close_chunk(self) -> None:
+        crc = zlib.crc32(self.chunk.bio.getvalue())  # of the uncompressed records, as the mcap spec defines it
+        start = self.bio.tell()  # the chunk record is written here
+        super().close_chunk()
+        end = self.bio.tell()
+        self.bio.seek(start + self.CRC_AT)
+        self.bio.write(struct.pack("<I", crc))
+        self.bio.seek(end)
+
+
+class _Writer(Writer):
+    STORAGE_PLUGINS = MappingProxyType({**Writer.STORAGE_PLUGINS, StoragePlugin.MCAP: _CrcMcapWriter})
 
 
 class BagWriter:
@@ -67,7 +93,7 @@ class BagWriter:
         self.path = Path(path)
         if self.path.exists():
             raise FileExistsError(f"{self.path} exists; rosbag2 writes a new folder")
-        self.writer = Writer(self.path, version=9, storage_plugin=STORAGES[storage])
+        self.writer = _Writer(self.path, version=9, storage_plugin=STORAGES[storage])
         self.writer.open()
         self.conns: dict[str, object] = {}
         self.count = 0
@@ -164,9 +190,19 @@ class BagMessage:
     msgtype: str
     t_ns: int
     data: bytes
+    bag: Path | None = None
+    index: int = 0  # among the bag's messages on this topic, from 0
+
+    @property
+    def where(self) -> str:
+        """Which message, for errors: the bag, the topic, its place on it and its recording time."""
+        return f"bag {self.bag}: /{self.topic} message {self.index} (recorded at {self.t_ns / 1e9:.3f} s)"
 
     def decode(self):
-        return TYPESTORE.deserialize_cdr(self.data, self.msgtype)
+        try:
+            return TYPESTORE.deserialize_cdr(self.data, self.msgtype)
+        except Exception as exc:  # rosbags' SerdeError, or struct / index / unicode errors from the bytes
+            raise BagError(f"{self.where} is corrupt: not a {self.msgtype} ({exc})") from exc
 
 
 def canonical(topic: str) -> str:
@@ -186,8 +222,10 @@ def read_messages(path: str | Path, topics: list[str] | None = None) -> Iterator
         raise BagError(f"bag {path} is not a rosbag2 folder or an .mcap file")
     wanted = None if topics is None else {canonical(t) for t in topics}
     mcaps = [path] if path.suffix == ".mcap" and path.is_file() else sorted(path.glob("*.mcap"))
+    counts: dict[str, int] = {}
     if mcaps:
-        yield from _read_mcap(path, mcaps, wanted)
+        for m in _read_mcap(path, mcaps, wanted):
+            yield _numbered(m, path, counts)
         return
     if not (path / "metadata.yaml").exists() and not list(path.glob("*.db3")):
         raise BagError(f"{path} holds no rosbag2 bag (no metadata.yaml, .mcap or .db3 file)")
@@ -200,7 +238,7 @@ def read_messages(path: str | Path, topics: list[str] | None = None) -> Iterator
             expected = sum(c.msgcount for c in conns)
             for conn, t, data in reader.messages(connections=conns):
                 n += 1
-                yield BagMessage(conn.topic.lstrip("/"), conn.msgtype, t, bytes(data))
+                yield _numbered(BagMessage(conn.topic.lstrip("/"), conn.msgtype, t, bytes(data)), path, counts)
     except BagError:
         raise
     except Exception as exc:
@@ -209,6 +247,12 @@ def read_messages(path: str | Path, topics: list[str] | None = None) -> Iterator
         raise BagError(f"bag {path} is truncated or corrupt ({type(exc).__name__}: {exc}) after {n} messages") from exc
     if expected is not None and n < expected:
         raise BagError(f"bag {path} is truncated: {n} of {expected} messages readable")
+
+
+def _numbered(m: BagMessage, bag: Path, counts: dict[str, int]) -> BagMessage:
+    m.bag, m.index = bag, counts.get(m.topic, 0)
+    counts[m.topic] = m.index + 1
+    return m
 
 
 def _read_mcap(path: Path, files: list[Path], wanted: set[str] | None) -> Iterator[BagMessage]:
@@ -229,17 +273,18 @@ def _read_mcap(path: Path, files: list[Path], wanted: set[str] | None) -> Iterat
             )
 
 
-def image_array(msg) -> np.ndarray:
-    """A typestore sensor_msgs/Image or CompressedImage -> BGR array, by the live node's own conversion."""
-    from mlkd_model.frames import to_bgr
+def image_array(msg, where: str = "a message of the bag") -> np.ndarray:
+    """A typestore sensor_msgs/Image or CompressedImage -> BGR array, by the live node's own conversion;
+    `where` says which message, for the BagError a bad one gives."""
+    from mlkd_model.frames import FrameError, to_bgr
     from mlkd_ros.image_conversion import ImageConversionError, image_to_numpy
 
     try:
         img, color = image_to_numpy(msg)
-    except ImageConversionError as exc:
+        return to_bgr(img, color)
+    except (ImageConversionError, FrameError) as exc:
         kind = "compressed frame" if hasattr(msg, "format") else "image"
-        raise BagError(f"bad {kind} in the bag: {exc}") from exc
-    return to_bgr(img, color)
+        raise BagError(f"{where} is a bad {kind}: {exc}") from exc
 
 
 def bag_topics(path: str | Path) -> set[str]:
@@ -273,7 +318,7 @@ def read_frames(path: str | Path, topic: str | None = None) -> Iterator[tuple[in
     topic = image_topic(path, topic)
     for m in read_messages(path, [topic]):
         msg = m.decode()
-        yield stamp_ns(msg.header), image_array(msg)
+        yield stamp_ns(msg.header), image_array(msg, m.where)
 
 
 def read_boxes(path: str | Path, topic: str) -> dict[int, np.ndarray]:

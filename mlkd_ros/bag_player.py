@@ -20,6 +20,7 @@ from rclpy.node import Node
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from mlkd_model.frames import parse_box
 from mlkd_ros.bag import BagError, image_topic, read_boxes, read_messages, stamp_ns
 from mlkd_ros.boxes import box_to_polygon, load_ground_truth
 from mlkd_ros.dds import CONTROL_QOS
@@ -45,9 +46,10 @@ def ground_truth(bag: Path, stamps: np.ndarray, gt_file: Path | None) -> np.ndar
 
 def default_init(bag: Path, stamps: np.ndarray, gt: np.ndarray | None, text: str = "") -> tuple[int, tuple] | None:
     """(frame index, x,y,w,h) to start the tracker on: the given box on frame 0, else the first ground-truth
-    box, else where the live tracker was (the first non-empty tracker/box recorded with the flight)."""
+    box, else where the live tracker was (the first non-empty tracker/box recorded with the flight).
+    A given box that is not four numbers is a BoxError."""
     if text:
-        return 0, tuple(float(v) for v in text.split(","))
+        return 0, parse_box(text)
     if gt is not None and np.all(np.isfinite(gt[0])):
         return 0, tuple(float(v) for v in gt[0])
     index = {int(s): i for i, s in enumerate(stamps)}
@@ -174,10 +176,10 @@ def main(args: list[str] | None = None) -> int:
                 raise BagError("no bag given: set the bag parameter (replay.launch.xml bag:=/path/to/flight)")
             stamps = frame_stamps(bag)
             gt = ground_truth(bag, stamps, Path(gt_text) if gt_text else None)
-        except (BagError, ValueError, OSError) as exc:
+            init = default_init(bag, stamps, gt, init_text)
+        except (BagError, ValueError, OSError) as exc:  # BoxError (init) is a ValueError
             node.get_logger().error(str(exc))
             return 2
-        init = default_init(bag, stamps, gt, init_text)
         if init is None:
             node.get_logger().warning("no init box (no init, ground truth or recorded tracker/box): send tracker/init")
         player = Player(bag, rate, init, gt if gt_text else None, node=node)
