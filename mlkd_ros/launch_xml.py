@@ -5,7 +5,10 @@ Understands, with ros2 launch's meaning: <arg> (with <choice>s), <let>, <set_env
 name namespace output> with <param name value/>, nested <param name><param .../></param>, <param from/>,
 <remap/>, <env/>, and $(var), $(env), $(find-pkg-share), $(dirname), $(equals), $(not-equals). Anything
 else (<include>, node args / ros_args / launch-prefix, <param type>, $(optenv), ...) is refused with a
-LaunchError rather than silently ignored. Each node becomes
+LaunchError rather than silently ignored. Every parameter value a node gets (inline or from a parameter
+file) is checked against the type and range its module declares (read statically, mlkd_ros/node_help.py),
+so `image_width:=abc` is a LaunchError here, not a node that dies with a traceback or runs on a default.
+Each node becomes
 `python -c "<run its main>" --ros-args ...` with the same parameters (in the same order) and remaps
 that `ros2 launch` would give it. Used by the tests and as the `mlkd-launch` command.
 """
@@ -13,7 +16,9 @@ that `ros2 launch` would give it. Used by the tests and as the `mlkd-launch` com
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib.metadata
+import importlib.util
 import logging
 import os
 import re
@@ -26,8 +31,11 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
+
+from mlkd_ros.node_help import parameters
 
 log = logging.getLogger("mlkd_launch")
 
@@ -187,11 +195,126 @@ def parse_launch(path: str | Path, args: dict[str, str] | None = None) -> Launch
     path = Path(path)
     ctx = _Context(path, args or {})
     nodes: list[NodeSpec] = []
-    _walk(ET.parse(path).getroot(), ctx, nodes)
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        raise LaunchError(f"{path} is not a launch XML file ({exc})") from exc
+    if root.tag != "launch":
+        raise LaunchError(f"{path} is not a launch file: its root element is <{root.tag}>, not <launch>")
+    _walk(root, ctx, nodes)
     unknown = set(ctx.given) - set(ctx.vars)
     if unknown:
         raise LaunchError(f"{path.name} declares no argument(s) {sorted(unknown)}; it has {sorted(ctx.vars)}")
+    for spec in nodes:
+        _check_params(spec, path)
     return LaunchDescription(nodes, ctx.top_env, dict(ctx.vars))
+
+
+def _declared(spec: NodeSpec) -> dict[str, tuple[Any, tuple | None]]:
+    """name -> (default, (lo, hi) or None) of each parameter the node declares with a literal default (a computed
+    one tells no type statically and is left to the node): in its module, or in a module of this package it
+    imports from (the operator console declares its parameters in console/ros_side.py)."""
+    try:
+        module = spec.target.split(":")[0]
+        found = importlib.util.find_spec(module)
+    except (LaunchError, ImportError):  # an unknown executable: start() says so
+        return {}
+    if found is None or not (found.origin or "").endswith(".py"):
+        return {}
+    out: dict[str, tuple[Any, tuple | None]] = {}
+    for source in _sources(Path(found.origin)):
+        for name, default, _desc, span in parameters(source):
+            try:
+                value = ast.literal_eval(default)
+                bounds = tuple(ast.literal_eval(v) for v in span.split(" .. ")) if span else None
+            except (ValueError, SyntaxError):
+                continue
+            if "{" not in name:
+                out.setdefault(name, (value, bounds))
+    return out
+
+
+def _sources(path: Path) -> list[Path]:
+    """A node's module, then the modules of its package that it imports names from at its top level."""
+    root = Path(__file__).resolve().parent
+    out = [path]
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(f"{root.name}."):
+            module = root.joinpath(*node.module.split(".")[1:]).with_suffix(".py")
+            if module.is_file() and module not in out:
+                out.append(module)
+    return out
+
+
+def _kind(default: Any) -> str:
+    """How a value of `default`'s type is described to the user."""
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, int):
+        return "an integer"
+    if isinstance(default, float):
+        return "a number"
+    if isinstance(default, list):
+        return "a list" + (f" of {_kind(default[0]).removeprefix('a ').removeprefix('an ')}s" if default else "")
+    return "a string"
+
+
+def _fits(value: Any, default: Any) -> bool:
+    """Whether rclpy takes `value` for a parameter declared with `default` (an integer for a float is widened by
+    mlkd_ros/ros_params.py declare)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, int):
+        return isinstance(value, int)
+    if isinstance(default, float):
+        return isinstance(value, int | float)
+    if isinstance(default, list):
+        return isinstance(value, list) and (not default or all(_fits(v, default[0]) for v in value))
+    return isinstance(default, str) and isinstance(value, str)
+
+
+def _file_params(path: Path, node: str) -> dict[str, Any]:
+    """The parameters a --params-file gives a node named `node` (its /** section and its own), dotted names."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}  # the node reports an unreadable file itself
+    out: dict[str, Any] = {}
+
+    def flatten(prefix: str, group: dict) -> None:
+        for key, value in group.items():
+            if isinstance(value, dict):
+                flatten(f"{prefix}{key}.", value)
+            else:
+                out[f"{prefix}{key}"] = value
+
+    for key, section in data.items() if isinstance(data, dict) else ():
+        if (key == "/**" or str(key).rstrip("/").rsplit("/", 1)[-1] == node) and isinstance(section, dict):
+            flatten("", section.get("ros__parameters") or {})
+    return out
+
+
+def _check_params(spec: NodeSpec, path: Path) -> None:
+    """Each parameter value the node gets against the type and range its module declares: a LaunchError that
+    names the node and the parameter, before any process starts."""
+    declared = _declared(spec)
+    if not declared:
+        return
+    for group in spec.params:
+        given = group if isinstance(group, dict) else _file_params(group, spec.name)
+        where = path.name if isinstance(group, dict) else group.name
+        for name, value in given.items():
+            if name not in declared:
+                continue
+            default, bounds = declared[name]
+            span = f" in {bounds[0]} .. {bounds[1]}" if bounds else ""
+            ok = _fits(value, default)
+            if ok and bounds and not isinstance(value, bool | list | str):
+                ok = bounds[0] <= value <= bounds[1]
+            if not ok:
+                raise LaunchError(
+                    f"{where}: parameter {name} of node {spec.name} must be {_kind(default)}{span}, got {value!r}"
+                )
 
 
 # What mlkd-launch implements, per element; anything else is refused rather than silently ignored.
@@ -397,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(shlex.join(spec.command(tmp)))
             return 0
         procs = start(desc, ns.only)
-    except (LaunchError, ET.ParseError) as exc:
+    except LaunchError as exc:
         log.error("%s", exc)
         return 2
     failed = False
