@@ -9,6 +9,10 @@ paper's protocol must avoid. Candidates are exported to ONNX model directories f
 
 It runs the validation protocol (training/protocol.py: the val part of training/splits/night_v2.yaml,
 darkening seeds 1, 2, 3 and the clean frames, bootstrap CIs over sequences).
+
+Runs of one config with different training seeds make each of its students a *recipe* scored by the mean
+over the seeds (training/seeds.py): then MLKD-Track is the best recipe by that mean, the shipping rule is
+applied to that mean, and the model exported is the recipe's median seed.
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ import yaml
 
 from mlkd_model.export import export_model
 from mlkd_model.nets.build import build_tracker
+from mlkd_training.adapter import load_student
 from mlkd_training.evaluate import TrackerSpec, evaluate_protocol
 from mlkd_training.protocol import comparison_markdown
+from mlkd_training.seeds import recipe_markdown, recipe_name, recipe_rows, spread
 from mlkd_training.soup import write_soup
 
 log = logging.getLogger(__name__)
@@ -50,6 +56,7 @@ class Candidate:
     spec: str = ""  # evaluate's tracker kind: "" = ONNX student, "teacher" = DarkLighter + tracker
     mlkd: bool = False  # a mutual-learning student (MLKD-Track is chosen among these when there are any)
     student: bool = False
+    recipe: str = ""  # the student's title without its run: runs of one recipe with other seeds share it
 
 
 def _run_config(run: Path) -> dict:
@@ -64,7 +71,9 @@ def student_label(fw: dict, k: int) -> tuple[str, bool]:
     kind = fw["students"][k]
     room = fw.get("room")
     in_room = fw["mode"] == "ml" and (room is None or k in room)
-    if kind == "feature":
+    if k in (fw.get("adapters") or []):
+        label = f"Night-adapter student ({CRL_TITLE[kind]}" + (", in the room)" if in_room else ")")
+    elif kind == "feature":
         label = "Target-aware feature student" + (" (in the room)" if in_room else "")
     elif in_room:
         label = f"MLKD student ({CRL_TITLE[kind]})"
@@ -87,7 +96,7 @@ def teacher_labels(teachers: set[str]) -> dict[str, str]:
 def _export(family: str, weights: Path, out: Path, notes: str) -> Path:
     """The ONNX model directory of `weights` at `out` (kept when already exported)."""
     if not (out / "manifest.json").is_file():
-        export_model(build_tracker(family, weights), out, source_checkpoint=weights, notes=notes)
+        export_model(load_student(family, weights), out, source_checkpoint=weights, notes=notes)
     return out
 
 
@@ -139,10 +148,9 @@ def collect_candidates(
         for k, crl in enumerate(fw["students"]):
             weights = run / "students" / f"student{k}.pth"
             name = f"{run.name}_s{k}_{crl}"
-            label, in_room = student_label(fw, k)
-            label += tag
+            recipe, in_room = student_label(fw, k)
             out = _export(cfg["family"], weights, models / name, f"MLKD candidate {name} from {run}")
-            candidates.append(Candidate(name, label, out, mlkd=in_room, student=True))
+            candidates.append(Candidate(name, recipe + tag, out, mlkd=in_room, student=True, recipe=recipe))
         if soups:
             room = room_students(run, cfg)
             everyone += room
@@ -188,6 +196,22 @@ def table_markdown(candidates: list[Candidate], comparison: dict, best: str, ora
     return table
 
 
+def recipe_groups(candidates: list[Candidate]) -> dict[str, list[str]]:
+    """Recipe title -> its students' candidate names, for recipes trained in more than one run."""
+    groups: dict[str, list[str]] = {}
+    for c in candidates:
+        if c.recipe:
+            groups.setdefault(c.recipe, []).append(c.name)
+    return {r: names for r, names in groups.items() if len(names) > 1}
+
+
+def median_member(candidates: list[Candidate], members: list[str], rows: dict) -> Candidate:
+    """The recipe's seed with the median night success (not its luckiest: the rule judged the mean)."""
+    ordered = sorted(members, key=lambda n: rows[n]["night"][0])
+    name = ordered[(len(ordered) - 1) // 2]
+    return next(c for c in candidates if c.name == name)
+
+
 def meets_default_rule(row: dict) -> bool:
     mean, low, _ = row["night_delta"]
     day = row.get("clean_delta", (float("-inf"),))[0]
@@ -212,7 +236,29 @@ def select(
     pool = [c for c in candidates if c.mlkd] or [c for c in candidates if c.student]
     best = max(pool, key=lambda c: rows[c.spec or c.name]["night"][0])
     ships = meets_default_rule(rows[best.name])
+    recipes = recipe_groups(candidates)
+    seed_means: dict[str, dict] = {}
+    if recipes:  # several training seeds: recipes are judged by their mean, and so is the shipping rule
+        seed_means = recipe_rows(out / "eval", seeds, recipes, "base")
+        mlkd_recipes = [r for r in recipes if any(c.mlkd for c in candidates if c.recipe == r)] or list(recipes)
+        top = max(mlkd_recipes, key=lambda r: seed_means[recipe_name(r)]["night"][0])
+        ships = meets_default_rule(seed_means[recipe_name(top)])
+        best = median_member(candidates, recipes[top], rows)
     table = table_markdown(candidates, comparison, best.name, teacher_labels(teachers)["base_clean"], ships)
+    if recipes:
+        per_seed = {
+            recipe_name(r): {"night": spread(rows, m, "night_delta"), "day": spread(rows, m, "clean_delta")}
+            for r, m in recipes.items()
+        }
+        labels = {recipe_name(r): (f"**{r}**" if r == top else r) + f" ({len(m)} seeds)" for r, m in recipes.items()}
+        table = (
+            f"Seed means (MLKD-Track = the best recipe by mean night success; the model shipped would be its "
+            f"median seed, {best.name}). Paired against the stock tracker, 95% bootstrap CI over sequences of "
+            f"the recipe's per-sequence mean over seeds.\n\n"
+            + recipe_markdown(seed_means, per_seed, labels)
+            + "\nEvery student of every run:\n\n"
+            + table
+        )
     (out / "table.md").write_text(table)
     result = {
         "mlkd_track": best.name,
@@ -223,12 +269,13 @@ def select(
         "meets_default_rule": ships,
         "scores": rows,
         "labels": {c.name: c.label for c in candidates},
+        "recipes": {r: {"members": m, **seed_means[recipe_name(r)]} for r, m in recipes.items()},
     }
     if export is not None:
         weights = best.model_dir / "tracker.pth"
         night = rows[best.name]["night"]
         export_model(
-            build_tracker(base_cfg["family"], weights),
+            load_student(base_cfg["family"], weights),
             export,
             source_checkpoint=weights,
             enhancer_checkpoint=base_cfg["enhancer_checkpoint"],
