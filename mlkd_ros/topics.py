@@ -10,6 +10,9 @@ CAMERA_INFO_TOPIC = "camera/camera_info"  # sensor_msgs/CameraInfo of the publis
 GT_TOPIC = "ground_truth/box"  # geometry_msgs/PolygonStamped, replays with ground truth
 INIT_TOPIC = "tracker/init"  # PolygonStamped: the target box on the frame its header stamp names
 BOX_TOPIC = "tracker/box"  # PolygonStamped: the tracked box (empty polygon: no target)
+# DiagnosticArray, header = the image's header, one status "tracker": level OK / WARN / ERROR for the states
+# tracking / uncertain / lost; values state, confidence, score, x, y, w, h (box + score + state in one message)
+STATUS_TOPIC = "tracker/status"
 CLE_TOPIC = "tracker/cle"  # PointStamped: box centre minus ground-truth centre (replays with ground truth)
 OFFSET_TOPIC = "tracker/offset"  # PointStamped: box centre minus image centre (live, no ground truth)
 RESET_SERVICE = "tracker/reset"  # std_srvs/Trigger: drop the target

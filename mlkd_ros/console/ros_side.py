@@ -1,14 +1,16 @@
 """The console's ROS node: what the page shows (frames paired with their boxes, state) and does (calls).
 
-Pairing: while the tracker publishes boxes, a frame is held until the box with its stamp arrives and
-is then sent with it, so a box is always drawn on the frame it was computed on. Frames the tracker
-skipped are dropped when a newer box arrives; a frame still without a box after `box_wait` goes out
-bare; while the tracker is silent (idle, stopped) frames go out at once. Everything the page sees leaves through
-`sink` (web.Hub, thread-safe).
+Pairing: the tracker answers each frame it tracks with a box (tracker/box) and a status (tracker/status:
+tracking / uncertain / lost, confidence), both stamped with the frame's header. While it publishes them,
+a frame is held until both answers with its stamp are here (in any order of arrival) and is then sent
+with them, so a box and a state are always shown on the frame they were computed on. Frames the tracker
+skipped are dropped when a newer answer arrives; a frame still unanswered after `box_wait` goes out with
+what it has (no status: the page shows no state, never "tracking"); while the tracker is silent (idle,
+stopped) frames go out at once. Everything the page sees leaves through `sink` (web.Hub, thread-safe).
 
-camera/image, tracker/cle and tracker/offset are subscribed only while a browser is connected: no decoding cost
-otherwise, and a console nobody watches never counts as the subscriber that a bag player waits for
-before playing (replay.launch.xml's `wait_for`: the tracker and the CLE logger).
+camera/image, tracker/status, tracker/cle and tracker/offset are subscribed only while a browser is
+connected: no decoding cost otherwise, and a console nobody watches never counts as the subscriber that
+a bag player waits for before playing (replay.launch.xml's `wait_for`: the tracker and the CLE logger).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Protocol
 
 import cv2
@@ -43,6 +46,7 @@ from mlkd_ros.topics import (
     INIT_TOPIC,
     OFFSET_TOPIC,
     RESET_SERVICE,
+    STATUS_TOPIC,
 )
 
 HELD = 90  # frames kept while waiting for their box (3 s at 30 Hz)
@@ -58,6 +62,41 @@ class Sink(Protocol):
 
 def stamp_ns(header) -> int:
     return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
+def level_of(st: DiagnosticStatus) -> int:
+    return int.from_bytes(st.level, "little") if isinstance(st.level, bytes) else int(st.level)
+
+
+def status_of(msg: DiagnosticArray) -> dict | None:
+    """The tracker's per-frame status (its "tracker" entry) as the page gets it, or None when absent."""
+    st = next((s for s in msg.status if s.name == "tracker"), None)
+    if st is None:
+        return None
+    values = {kv.key: kv.value for kv in st.values}
+    try:
+        box = [round(float(values[k]), 2) for k in ("x", "y", "w", "h")]
+    except (KeyError, ValueError):
+        box = None
+    if box is not None and not (all(math.isfinite(v) for v in box) and box[2] > 0 and box[3] > 0):
+        box = None
+    return {
+        "state": values.get("state") or st.message,
+        "level": level_of(st),
+        "confidence": values.get("confidence", ""),
+        "score": values.get("score", ""),
+        "box": box,
+    }
+
+
+@dataclass
+class Pending:
+    """A frame and the tracker's answers for it, gathered by stamp whichever arrives first."""
+
+    image: Image | None = None
+    t: float = math.inf  # when the image arrived
+    box: PolygonStamped | None = None
+    status: dict | None = None
 
 
 def frame_payload(meta: dict, jpeg: bytes) -> bytes:
@@ -81,9 +120,9 @@ class ConsoleNode(Node):
         self.max_clients = declare(self, "max_clients", 8, "browsers connected at once", 1, 64)
 
         self.sink: Sink | None = None
-        self._held: OrderedDict[int, tuple[Image, float]] = OrderedDict()  # stamp -> frame, receive time
+        self._held: OrderedDict[int, Pending] = OrderedDict()  # stamp -> frame and/or its answers
         self._headers: OrderedDict[int, object] = OrderedDict()  # recent image headers (init on screen)
-        self._last_box = -math.inf
+        self._last_box = self._last_status = -math.inf
         self._box_shown = -1  # stamp of the newest frame sent
         self._init_waiters: dict[int, Future] = {}  # filled by the web thread, answered here
         self._waiters_lock = threading.Lock()
@@ -116,7 +155,7 @@ class ConsoleNode(Node):
         self.create_timer(0.2, self._push_state)
         self.create_timer(1.0, self._publish_diagnostics)
 
-    # ---- frames and boxes (executor thread) ----
+    # ---- frames, boxes and statuses (executor thread) ----
     def _on_image(self, msg: Image) -> None:
         now = time.monotonic()
         self.frames_in += 1
@@ -129,13 +168,18 @@ class ConsoleNode(Node):
         if sink is None or sink.viewers() == 0:
             self._held.clear()
             return
-        if now - self._last_box > SILENT_TRACKER_S:
+        if not self._answering(now):
             self._held.clear()
-            self._send(msg, None)
+            self._send(msg, None, None)
             return
-        self._held[stamp] = (msg, now)
-        while len(self._held) > HELD:
-            self._held.popitem(last=False)
+        if stamp <= self._box_shown:
+            return  # older than what the page shows (reordered): it would never go out
+        held = self._pending(stamp)
+        held.image, held.t = msg, now
+        self._release(stamp, now)
+
+    def _answering(self, now: float) -> bool:
+        return now - max(self._last_box, self._last_status) <= SILENT_TRACKER_S
 
     def _on_box(self, msg: PolygonStamped) -> None:
         self._last_box = time.monotonic()
@@ -144,26 +188,64 @@ class ConsoleNode(Node):
             waiter = self._init_waiters.pop(stamp, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(msg)
-        held = self._held.pop(stamp, None)
-        for old in [s for s in self._held if s < stamp]:  # skipped by the tracker: their box never comes
-            del self._held[old]
-        if held is None:
-            sink = self.sink
-            self.frames_unpaired += int(sink is not None and sink.viewers() > 0)
+        self._answer(stamp, "box", msg)
+
+    def _on_status(self, msg: DiagnosticArray) -> None:
+        status = status_of(msg)
+        if status is None:
+            self._log_once(f"{STATUS_TOPIC} without a 'tracker' status: ignored")
             return
-        self._send(held[0], msg)
+        self._last_status = time.monotonic()
+        self._answer(stamp_ns(msg.header), "status", status)
+
+    def _answer(self, stamp: int, kind: str, value) -> None:
+        sink = self.sink
+        if sink is None or sink.viewers() == 0:
+            return
+        if stamp <= self._box_shown:  # its frame went out (waited too long) or was skipped
+            self.frames_unpaired += 1
+            return
+        held = self._pending(stamp)
+        setattr(held, kind, value)
+        if held.image is not None:  # an answer to a frame we have: the older ones still without it were skipped
+            for old in [s for s, p in self._held.items() if s < stamp and getattr(p, kind) is None]:
+                self.frames_unpaired += int(self._held.pop(old).image is None)
+        self._release(stamp, time.monotonic())
+
+    def _pending(self, stamp: int) -> Pending:
+        held = self._held.setdefault(stamp, Pending())
+        while len(self._held) > HELD:
+            self._held.popitem(last=False)
+        return held
+
+    def _release(self, stamp: int, now: float) -> None:
+        """Send the frame `stamp` once it has every answer the tracker is giving at the moment."""
+        held = self._held.get(stamp)
+        if held is None or held.image is None:
+            return
+        if held.box is None and now - self._last_box <= SILENT_TRACKER_S:
+            return
+        if held.status is None and now - self._last_status <= SILENT_TRACKER_S:
+            return
+        self._drop_up_to(stamp)
+        self._send(held.image, held.box, held.status)
+
+    def _drop_up_to(self, stamp: int) -> None:
+        for s in [s for s in self._held if s <= stamp]:
+            self.frames_unpaired += int(self._held[s].image is None)
+            del self._held[s]
 
     def _release_waiting(self) -> None:
-        """The newest frame that waited `box_wait` for a box goes out without one."""
+        """The newest frame that waited `box_wait` for its answers goes out with what it has."""
         now = time.monotonic()
-        late = [s for s, (_, t) in self._held.items() if now - t >= self.box_wait]
+        late = [s for s, p in self._held.items() if p.image is not None and now - p.t >= self.box_wait]
         if late:
-            msg = self._held[late[-1]][0]
-            for s in late:
-                del self._held[s]
-            self._send(msg, None)
+            newest = max(late)
+            held = self._held[newest]
+            self._drop_up_to(newest)
+            self._send(held.image, held.box, held.status)
 
-    def _send(self, msg: Image, box_msg: PolygonStamped | None) -> None:
+    def _send(self, msg: Image, box_msg: PolygonStamped | None, status: dict | None) -> None:
         stamp = stamp_ns(msg.header)
         sink = self.sink
         if stamp <= self._box_shown or sink is None:
@@ -186,16 +268,19 @@ class ConsoleNode(Node):
                     box = [round(v, 2) for v in polygon_to_box(box_msg.polygon)]
                 except BoxError:
                     lost = True
+        elif status is not None:
+            box = status["box"]  # the status carries the box too
         meta = {
             "sec": msg.header.stamp.sec,
             "nanosec": msg.header.stamp.nanosec,
             "frame_id": msg.header.frame_id,
             "width": int(frame.shape[1]),
             "height": int(frame.shape[0]),
-            "tracked": box_msg is not None,
+            "tracked": box_msg is not None or status is not None,
             "box": box,
             "lost": lost,
-            "state": self.tracker_diag.get("values", {}).get("state", ""),
+            "status": status,  # this frame's own tracker/status (same stamp), or None: never another frame's
+            "state": self.tracker_diag.get("values", {}).get("state", ""),  # the node's, from /diagnostics
             "score": self.tracker_diag.get("values", {}).get("score", ""),
         }
         self._box_shown = stamp
@@ -209,7 +294,7 @@ class ConsoleNode(Node):
     def _on_diag(self, msg: DiagnosticArray) -> None:
         for st in msg.status:
             entry = {
-                "level": int.from_bytes(st.level, "little") if isinstance(st.level, bytes) else int(st.level),
+                "level": level_of(st),
                 "message": st.message,
                 "values": {kv.key: kv.value for kv in st.values},
                 "t": time.time(),
@@ -254,6 +339,7 @@ class ConsoleNode(Node):
         if viewers and not self._watching:
             self._watching = [
                 self.create_subscription(Image, IMAGE_TOPIC, self._on_image, IMAGE_QOS),
+                self.create_subscription(DiagnosticArray, STATUS_TOPIC, self._on_status, CONTROL_QOS),
                 # one plot: the CLE in a replay with ground truth, the offset from the image centre live
                 self.create_subscription(PointStamped, CLE_TOPIC, self._on_cle, CONTROL_QOS),
                 self.create_subscription(PointStamped, OFFSET_TOPIC, self._on_cle, CONTROL_QOS),

@@ -11,6 +11,8 @@ const ui = {
   frozen: null,    // frame held while the operator drags a rectangle
   drag: null,      // {x0, y0, x1, y1} in image pixels
   decoding: false, queued: null,
+  stateAt: 0,      // performance.now() of the last frame's state shown
+  night: localStorage.getItem("mlkd.nightView") === "1",
 };
 // Read by the browser test and the latency benchmark.
 const stats = { shown: 0, withBox: 0, lost: 0, drawn: [], latencies: [], results: [], frozenStamp: null };
@@ -54,6 +56,7 @@ async function decodeNext() {
       if (ui.current) ui.current.bitmap.close();
       ui.current = { bitmap, meta };
       if (!ui.frozen) show(ui.current);
+      else frameBadge(meta);  // the picture waits for the drag, the state does not
     } catch (e) { console.warn("bad frame", e); }
     ack();
   }
@@ -61,18 +64,14 @@ async function decodeNext() {
 }
 
 function show(frame) {
-  const { bitmap, meta } = frame;
-  if (video.width !== meta.width || video.height !== meta.height) {
-    video.width = meta.width; video.height = meta.height; fit();
-  }
-  $("nosignal").hidden = true;
-  ctx.drawImage(bitmap, 0, 0);
-  drawOverlay(meta);
+  const { meta } = frame;
+  paint(frame);
   if (ui.frozen !== frame) {
+    const state = frameBadge(meta);
     stats.shown += 1;
     if (meta.box) stats.withBox += 1;
     if (meta.lost) stats.lost += 1;
-    stats.drawn.push({ sec: meta.sec, nanosec: meta.nanosec, box: meta.box, lost: meta.lost });
+    stats.drawn.push({ sec: meta.sec, nanosec: meta.nanosec, box: meta.box, lost: meta.lost, state });
     if (stats.drawn.length > 600) stats.drawn.shift();
     // Painted at the next animation frame: that is when the operator sees it.
     requestAnimationFrame(() => {
@@ -80,6 +79,20 @@ function show(frame) {
       if (stats.latencies.length > 3000) stats.latencies.shift();
     });
   }
+}
+
+// The frame as sent, brightened on the canvas only in night view (the tracker gets the camera's frames,
+// and the canvas keeps the frame's size, so a rectangle dragged on it is in frame pixels either way).
+function paint(frame) {
+  const { bitmap, meta } = frame;
+  if (video.width !== meta.width || video.height !== meta.height) {
+    video.width = meta.width; video.height = meta.height; fit();
+  }
+  $("nosignal").hidden = true;
+  ctx.filter = ui.night ? "url(#night)" : "none";
+  ctx.drawImage(bitmap, 0, 0);
+  ctx.filter = "none";
+  drawOverlay(meta);
 }
 
 // Scale the canvas to the space there is (keeping its aspect); mouse positions are mapped back.
@@ -90,25 +103,67 @@ function fit() {
 }
 window.addEventListener("resize", fit);
 
+// ---- the tracker's state, per frame ----
+// Word, colour and what it means for the operator. Only a frame's own tracker/status can say
+// "tracking": without one (old, missing, late) the page shows a grey state, never green.
+const STATES = {
+  tracking: ["TRACKING", "s-tracking", "#3f6", ""],
+  uncertain: ["UNCERTAIN", "s-uncertain", "#fc3", "may be on the wrong object - drone holds"],
+  lost: ["LOST", "s-lost", "#e33", "drone holds"],
+  idle: ["IDLE", "s-grey", "#aaa", "drag a rectangle on the video to pick the target"],
+  stale: ["STALE", "s-grey", "#aaa", "the tracker has no recent frame"],
+  no_model: ["NO MODEL", "s-grey", "#aaa", "the tracker has no model loaded"],
+  no_status: ["NO STATUS", "s-grey", "#aaa", "no tracker status for this frame"],
+  no_tracker: ["NO TRACKER", "s-grey", "#aaa", "no tracker diagnostics"],
+  no_video: ["NO VIDEO", "s-grey", "#aaa", "no frame for over a second"],
+};
+const NODE_STATES = ["idle", "stale", "no_model", "lost"];  // /diagnostics states shown without a frame's status
+
+function frameState(meta) {
+  if (meta.status) return meta.status.state || "no_status";
+  if (meta.lost) return "lost";  // the tracker's empty box for this frame
+  return nodeState(meta.state);
+}
+const nodeState = (s) => (NODE_STATES.includes(s) ? s : s ? "no_status" : "no_tracker");
+
+// Any other state word the tracker may send is shown as it is, in grey.
+const describe = (state) => STATES[state] || [state.replaceAll("_", " ").toUpperCase(), "s-grey", "#aaa", ""];
+
+function frameBadge(meta) {
+  const state = frameState(meta);
+  showState(state, meta.status);
+  ui.stateAt = performance.now();
+  return state;
+}
+
+function showState(state, status) {
+  const [word, cls, , why] = describe(state);
+  $("videobox").classList.toggle("lost", state === "lost");
+  $("state-word").textContent = word;
+  $("state-why").textContent = why;
+  $("trackstate").className = `state ${cls}`;
+  $("trackstate").dataset.state = state;
+  $("confidence").textContent = status && status.confidence !== "" ? `confidence ${status.confidence}` : "";
+}
+
 function drawOverlay(meta) {
   const lw = Math.max(2, video.width / 320);
   ctx.lineWidth = lw;
   ctx.font = `${Math.round(video.width / 32)}px system-ui, sans-serif`;
-  const state = meta.state || "";
-  const lost = meta.lost || state === "lost";
-  $("videobox").classList.toggle("lost", lost);
+  const state = frameState(meta);
+  const [word, , color] = describe(state);
   if (meta.box) {
     const [x, y, w, h] = meta.box;
-    ctx.strokeStyle = state === "low_score" ? "#fc3" : "#3f6";
+    ctx.strokeStyle = color;
+    if (state !== "tracking") ctx.setLineDash([6 * lw, 4 * lw]);
     ctx.strokeRect(x, y, w, h);
-    label(`${state.replace("_", " ")} · score ${meta.score}`, x, Math.max(y - 4, 16), ctx.strokeStyle);
+    ctx.setLineDash([]);
+    const conf = meta.status && meta.status.confidence !== "" ? ` · conf ${meta.status.confidence}` : "";
+    label(`${word.toLowerCase()}${conf}`, x, Math.max(y - 4, 16), color);
   }
-  if (lost) {
+  if (state === "lost") {
     ctx.strokeStyle = "#e33"; ctx.lineWidth = lw * 3;
     ctx.strokeRect(0, 0, video.width, video.height);
-    label("TARGET LOST", 10, 30, "#e33");
-  } else if (!meta.tracked) {
-    label(state ? `tracker: ${state}` : "no tracker", 10, 30, "#aaa");
   }
   if (ui.drag) {
     const d = norm(ui.drag);
@@ -142,7 +197,7 @@ video.addEventListener("mousedown", (ev) => {
 window.addEventListener("mousemove", (ev) => {
   if (!ui.drag) return;
   [ui.drag.x1, ui.drag.y1] = imagePoint(ev);
-  show(ui.frozen);
+  paint(ui.frozen);
 });
 window.addEventListener("mouseup", () => {
   if (!ui.drag) return;
@@ -155,8 +210,20 @@ window.addEventListener("mouseup", () => {
 });
 function endDrag() {
   ui.drag = null; ui.frozen = null;
-  if (ui.current) show(ui.current);
+  if (ui.current) paint(ui.current);
 }
+
+// ---- night view: display only, remembered in this browser ----
+function setNight(on) {
+  ui.night = on;
+  localStorage.setItem("mlkd.nightView", on ? "1" : "0");
+  const b = $("btn-night");
+  b.firstChild.textContent = `Night view: ${on ? "on" : "off"} `;
+  b.classList.toggle("on", on);
+  b.setAttribute("aria-pressed", String(on));
+  if (ui.frozen || ui.current) paint(ui.frozen || ui.current);
+}
+$("btn-night").addEventListener("click", () => setNight(!ui.night));
 
 // ---- commands ----
 function send(msg) {
@@ -188,6 +255,7 @@ document.addEventListener("keydown", (ev) => {
     if (ui.drag) { endDrag(); return; }
     send({ type: "reset" });
   } else if (ev.key === "f" || ev.key === "F") command("follow");
+  else if (ev.key === "n" || ev.key === "N") setNight(!ui.night);
 });
 
 function addResult(command, ok, message) {
@@ -208,6 +276,11 @@ function onText(msg) {
   } else if (msg.type === "state") {
     ui.state = msg; ui.services = msg.services; ui.follow = msg.follow_enabled;
     refreshButtons(); refreshTables(msg); drawPlots(msg);
+    // No frame for a while: the badge must not keep the last frame's state (a green one least of all).
+    if (performance.now() - ui.stateAt > 1000) {
+      const node = (msg.tracker.values || {}).state || "";
+      showState(ui.current && NODE_STATES.includes(node) ? node : "no_video", null);
+    }
   } else if (msg.type === "link") {
     $("clients").textContent = `client #${ui.client} · video to this browser: ${msg.sent} sent, ` +
       `${msg.dropped} dropped (newest only) · ${msg.browsers} browser(s) connected`;
@@ -274,4 +347,5 @@ function plot(canvas, points, now, lo, hi, color) {
 
 fit();
 refreshButtons();
+setNight(ui.night);
 connect();
