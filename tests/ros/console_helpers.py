@@ -1,6 +1,6 @@
 """Helpers for the operator console tests and benchmarks/console_latency.py: a 30 Hz frame publisher
-with a fake emergency-hover service (its own rclpy context, in a thread), the console's address from its
-log, and headless Chromium driven by selenium."""
+with a fake emergency-hover service and, on demand, a stand-in tracker (its own rclpy context, in a
+thread), the console's address from its log, and headless Chromium driven by selenium."""
 
 from __future__ import annotations
 
@@ -19,13 +19,28 @@ from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import Image
 from std_srvs.srv import SetBool, Trigger
 
+from mlkd_ros.boxes import box_to_polygon
 from mlkd_ros.camera_frame import CAMERA_FRAME
 from mlkd_ros.dds import CONTROL_QOS, IMAGE_QOS
 from mlkd_ros.image_conversion import numpy_to_image
+from mlkd_ros.topics import BOX_TOPIC, STATUS_TOPIC
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 HOVER_MESSAGE = "test bridge: hovering"
 BRIDGE_VALUES = {"video_state": "streaming", "video_reconnects": "2", "drone_state": "connected", "battery": "87 %"}
+
+
+LEVELS = {"tracking": DiagnosticStatus.OK, "uncertain": DiagnosticStatus.WARN, "lost": DiagnosticStatus.ERROR}
+
+
+def tracker_status(header, state: str, confidence: float, score: float, box) -> DiagnosticArray:
+    """tracker/status as the tracker node publishes it: the frame's header, one status named "tracker"."""
+    x, y, w, h = box if box is not None else (0.0, 0.0, 0.0, 0.0)
+    values = {"state": state, "confidence": f"{confidence:.3f}", "score": f"{score:.3f}"}
+    values.update(x=f"{x:.2f}", y=f"{y:.2f}", w=f"{w:.2f}", h=f"{h:.2f}")
+    st = DiagnosticStatus(name="tracker", level=LEVELS.get(state, DiagnosticStatus.STALE), message=state)
+    st.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+    return DiagnosticArray(header=header, status=[st])
 
 
 def pingpong(n: int) -> list[int]:
@@ -56,6 +71,10 @@ class FramePublisher:
         self.node.create_service(Trigger, f"{bridge}/emergency_hover", self._on_hover)
         self._n = 0
         self.hold = False  # True: keep publishing the current frame (a still scene) until set False
+        # Stand-in tracker (act_as_tracker): how each frame is answered, and what each stamp got.
+        self.answer: dict | None = None
+        self.answered: dict[tuple[int, int], dict] = {}
+        self.node_state = ""  # the stand-in's /diagnostics state ("" = none published)
         self.node.create_timer(1.0 / rate, self._publish)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
@@ -88,6 +107,40 @@ class FramePublisher:
         status.values = [KeyValue(key=k, value=v) for k, v in BRIDGE_VALUES.items()]
         self.node.create_timer(0.5, lambda: diag.publish(DiagnosticArray(status=[status])))
 
+    def act_as_tracker(self) -> None:
+        """Answer frames as the tracker node would, from now on: for each frame, while `answer` is
+        {"state", "confidence", "box", "status"} (None: silent), tracker/box (an empty polygon when the box
+        is None) and tracker/status ("status": "own" = the frame's header, "older" = a stamp 1 ms before
+        the frame's, "none" = no status), box and status alternately first; and `node_state` on
+        /diagnostics twice a second."""
+        self.box_pub = self.node.create_publisher(PolygonStamped, BOX_TOPIC, CONTROL_QOS)
+        self.status_pub = self.node.create_publisher(DiagnosticArray, STATUS_TOPIC, CONTROL_QOS)
+        diag = self.node.create_publisher(DiagnosticArray, "/diagnostics", CONTROL_QOS)
+
+        def node_diag():
+            if self.node_state:
+                st = DiagnosticStatus(name="mlkd_tracker: /tracker", message=self.node_state)
+                st.values = [KeyValue(key="state", value=self.node_state)]
+                diag.publish(DiagnosticArray(status=[st]))
+
+        self.node.create_timer(0.5, node_diag)
+
+    def _answer(self, header) -> None:
+        a = self.answer
+        box = None if a["box"] is None else tuple(float(v) for v in a["box"])
+        out = [(self.box_pub, PolygonStamped(header=header, polygon=box_to_polygon(box)))]
+        if a["status"] != "none":
+            when = header
+            if a["status"] == "older":
+                when = type(header)(frame_id=header.frame_id)
+                ns = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec - 1_000_000
+                when.stamp.sec, when.stamp.nanosec = divmod(ns, 1_000_000_000)
+            status = tracker_status(when, a["state"], a["confidence"], 0.5, a["box"])
+            out.insert(len(self.answered) % 2, (self.status_pub, status))
+        for pub, msg in out:
+            pub.publish(msg)
+        self.answered[(header.stamp.sec, header.stamp.nanosec)] = a
+
     def _publish(self) -> None:
         index = self.order[self._n % len(self.order)]
         self._n += 0 if self.hold else 1
@@ -98,6 +151,8 @@ class FramePublisher:
         msg.header.frame_id = CAMERA_FRAME
         self.sent[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = index
         self.pub.publish(msg)
+        if self.answer is not None:
+            self._answer(msg.header)
 
     def set_tracker_param(self, name: str, value: float, timeout: float = 10.0) -> bool:
         from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue

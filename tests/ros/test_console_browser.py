@@ -1,12 +1,16 @@
 """The operator console in a real headless Chromium: real tracker and console processes over DDS, frames
 of otb_Crossing published at 30 Hz. The test drags a rectangle on the video with the mouse, the tracker
 initialises on the frame that was on screen, the page draws each box on its own frame, Space reaches the
-emergency-hover service and Esc resets the tracker."""
+emergency-hover service and Esc resets the tracker. A second test stands in for the tracker on a real
+night clip: the page shows each frame's own tracker state, and night view brightens only the page."""
 
 from __future__ import annotations
 
+import base64
 import time
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from console_helpers import (
@@ -27,6 +31,15 @@ pytestmark = pytest.mark.skipif(
 )
 # The node may skip frames under load; the slow Crossing sequence tracks at IoU ~0.76 offline.
 IOU_FLOOR = 0.5
+NIGHT = Path(__file__).resolve().parents[3] / "shared" / "data" / "night" / "uavdark135_person11"
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """One headless Chromium for the tests of this file (each opens its own console, on its own port)."""
+    driver = chromium(tmp_path_factory.mktemp("chromium"))
+    yield driver
+    driver.quit()
 
 
 def wait_for(predicate, timeout: float, what: str):
@@ -63,7 +76,7 @@ def stamp_of(msg) -> tuple[int, int]:
     return msg.header.stamp.sec, msg.header.stamp.nanosec
 
 
-def test_browser_drag_init_boxes_and_keys(launcher, env, domain_id, sequence, tmp_path):
+def test_browser_drag_init_boxes_and_keys(launcher, env, domain_id, sequence, browser, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -71,10 +84,9 @@ def test_browser_drag_init_boxes_and_keys(launcher, env, domain_id, sequence, tm
     frames, gt = sequence
     launcher.start("ground_station.launch.xml", ["tracker", "follow_controller", "operator_console"], console_port="0")
     pub = FramePublisher(domain_id, frames)
-    driver = None
+    driver = browser
     try:
         url = console_address(lambda: launcher.log("operator_console"))
-        driver = chromium(tmp_path / "chromium")
         driver.get(url)
         js = driver.execute_script
         wait_for(lambda: js("return window.mlkdConsole.shown") > 15, 60, "video in the page")
@@ -192,6 +204,143 @@ def test_browser_drag_init_boxes_and_keys(launcher, env, domain_id, sequence, tm
         assert "-> follow on" in log and "-> takeoff" in log
         assert "-> hover" in log and "-> reset" in log and "-> init box" in log
     finally:
-        if driver is not None:
-            driver.quit()
+        driver.get("about:blank")  # leave the page: the console then stops at once at teardown
+        pub.close()
+
+
+def canvas_pixels(js) -> tuple[dict, np.ndarray]:
+    """The newest frame the page drew (its stats entry) and the canvas as painted (BGR), read together."""
+    drawn, url = js(
+        "const c = document.getElementById('video');return [window.mlkdConsole.drawn.at(-1), c.toDataURL('image/png')];"
+    )
+    png = np.frombuffer(base64.b64decode(url.split(",", 1)[1]), np.uint8)
+    return drawn, cv2.imdecode(png, cv2.IMREAD_COLOR)
+
+
+def test_browser_tracker_states_and_night_view(launcher, env, domain_id, browser, tmp_path):
+    """The test answers each frame as the tracker would (tracker/box + tracker/status with the frame's
+    header), on a real night clip: the page shows each frame's own state (badge, confidence, box colour,
+    dashed when not tracking) and never TRACKING without that frame's status; night view brightens the
+    painted video only, and a rectangle dragged on it gives the same init box as without it."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    if not NIGHT.is_dir():
+        pytest.skip(f"night clip missing: {NIGHT}")
+    frames = [cv2.imread(str(p)) for p in sorted(NIGHT.glob("*.jpg"))[:8]]
+    person = [float(v) for v in (NIGHT / "init_box.txt").read_text().split()[0].split(",")]
+    launcher.start("ground_station.launch.xml", ["operator_console"], console_port="0")
+    pub = FramePublisher(domain_id, frames)
+    pub.act_as_tracker()
+    driver = browser
+    try:
+        driver.get(console_address(lambda: launcher.log("operator_console")))
+        js = driver.execute_script
+        js("localStorage.clear()")  # night view off by default: a fresh page in this origin
+        driver.refresh()
+        wait_for(lambda: js("return window.mlkdConsole.shown") > 5, 60, "video in the page")
+
+        def badge() -> tuple[str, str, str, str, str]:
+            el = driver.find_element(By.ID, "trackstate")
+            color = js("return getComputedStyle(arguments[0]).backgroundColor", el)
+            texts = [driver.find_element(By.ID, i).text for i in ("state-word", "state-why", "confidence")]
+            return (el.get_attribute("data-state"), *texts, color)
+
+        assert badge()[:2] == ("no_tracker", "NO TRACKER")
+        pub.node_state = "idle"  # the tracker node's /diagnostics, no per-frame answer yet
+        wait_for(lambda: badge()[0] == "idle", 10, "idle shown")
+        assert badge()[1] == "IDLE" and badge()[4] == "rgb(119, 119, 119)"
+
+        box = tuple(round(v) for v in person)  # integer corners: the 2 px outline covers whole pixel rows
+        cases = [  # state, confidence, word, why, badge colour, box colour (BGR) or None for no box
+            ("tracking", 0.87, "TRACKING", "", "rgb(51, 204, 102)", (102, 255, 51)),
+            (
+                "uncertain",
+                0.42,
+                "UNCERTAIN",
+                "may be on the wrong object - drone holds",
+                "rgb(255, 187, 34)",
+                (51, 204, 255),
+            ),
+            ("lost", 0.08, "LOST", "drone holds", "rgb(238, 51, 51)", None),
+        ]
+        pub.node_state = "tracking"
+        for state, confidence, word, why, color, stroke in cases:
+            answer = {"state": state, "confidence": confidence, "box": box if stroke else None}
+            pub.answer = dict(answer, status="own")
+            wait_for(lambda s=state: badge()[0] == s, 10, f"{state} shown")
+            assert badge() == (state, word, why, f"confidence {answer['confidence']:.3f}", color)
+            driver.save_screenshot(str(tmp_path / f"state_{state}.png"))
+            drawn, img = canvas_pixels(js)
+            assert pub.answered[(drawn["sec"], drawn["nanosec"])]["state"] == state == drawn["state"]
+            # The box's bottom edge in the state's colour: a solid line when tracking, dashed otherwise.
+            x, y, w, h = box
+            edge = img[y + h - 1, x + 2 : x + w - 1].astype(int)
+            share = float((np.abs(edge - stroke).max(axis=1) <= 2).mean()) if stroke else 0.0
+            if state == "tracking":
+                assert share > 0.95, share
+            elif stroke:
+                assert 0.3 < share < 0.8, share  # dashes and gaps
+            else:
+                assert drawn["box"] is None and "lost" in driver.find_element(By.ID, "videobox").get_attribute("class")
+
+        # Fail safe: a status stamped older than its frame, or none at all, never shows TRACKING.
+        def drawn_with(mode: str) -> list[dict]:
+            drawn = js("return window.mlkdConsole.drawn")
+            return [d for d in drawn if pub.answered.get((d["sec"], d["nanosec"]), {}).get("status") == mode]
+
+        for mode in ("older", "none"):
+            pub.answer = {"state": "tracking", "confidence": 0.9, "box": box, "status": mode}
+            wait_for(lambda m=mode: len(drawn_with(m)) >= 5, 15, f"frames answered with status '{mode}'")
+            assert {d["state"] for d in drawn_with(mode)} == {"no_status"}, drawn_with(mode)
+            assert badge()[:2] == ("no_status", "NO STATUS")
+
+        # Night view: the tracker stands back (frames go out bare), the camera holds a still picture.
+        def on_screen() -> tuple[int, int]:
+            return tuple(js("const d = window.mlkdConsole.drawn.at(-1); return [d.sec, d.nanosec];"))
+
+        pub.answer = None
+        pub.hold = True
+        held = pub.order[pub.position % len(pub.order)]
+        wait_for(lambda: pub.sent.get(on_screen()) == held, 10, "the still frame")
+        time.sleep(1.2)  # the tracker silent for a second: no box on the frames any more
+        drawn, plain = canvas_pixels(js)
+        assert drawn["box"] is None and pub.sent[(drawn["sec"], drawn["nanosec"])] == held
+        raw = frames[held].astype(float)
+        assert np.abs(plain - raw).mean() < 3, "night view is off by default: the frame as sent"
+        ActionChains(driver).send_keys("n").perform()
+        wait_for(lambda: "on" in driver.find_element(By.ID, "btn-night").text, 5, "night view on")
+        assert js("return localStorage.getItem('mlkd.nightView')") == "1"
+        shown = on_screen()
+        wait_for(lambda: on_screen() > shown, 5, "a frame painted in night view")
+        _, night = canvas_pixels(js)
+        gamma = 255.0 * (plain / 255.0) ** 0.4  # the page's curve, on the same decoded JPEG
+        assert night.mean() > plain.mean() + 40, (plain.mean(), night.mean())
+        off_curve = np.abs(night - gamma).mean()
+        print(f"night view: mean grey {plain.mean():.1f} -> {night.mean():.1f}, {off_curve:.2f} from the curve")
+        assert off_curve < 1.5
+        driver.save_screenshot(str(tmp_path / "night_view.png"))
+        # The console publishes no frames: the tracker gets the camera's, whatever the page shows.
+        assert pub.node.count_publishers("camera/image") == 1
+
+        # Remembered in this browser; a rectangle dragged on the brightened view is the same init box.
+        driver.refresh()
+        wait_for(lambda: js("return window.mlkdConsole.shown") > 3, 20, "video after reload")
+        assert "on" in driver.find_element(By.ID, "btn-night").text
+        canvas = driver.find_element(By.ID, "video")
+        scale = js("const c = arguments[0]; return c.getBoundingClientRect().width / c.width;", canvas)
+        boxes = []
+        for night_on in (True, False):
+            drag(driver, canvas, person, scale)
+            n = len(boxes)
+            init = wait_for(lambda n=n: len(pub.inits) > n and pub.inits[n], 10, "tracker/init")
+            assert (init.header.stamp.sec, init.header.stamp.nanosec) in pub.sent
+            boxes.append(np.asarray(polygon_to_box(init.polygon)))
+            if night_on:
+                ActionChains(driver).send_keys("n").perform()
+                wait_for(lambda: "off" in driver.find_element(By.ID, "btn-night").text, 5, "night view off")
+        assert np.array_equal(boxes[0], boxes[1]), boxes
+        assert iou(boxes[0][None], np.asarray([person]))[0] > 0.9, (boxes[0], person)
+    finally:
+        driver.get("about:blank")  # leave the page: the console then stops at once at teardown
         pub.close()
