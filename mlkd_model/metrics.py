@@ -180,3 +180,42 @@ def attribute_summaries(
         if members:
             out[name] = summarize(members)
     return out
+
+
+ON_TARGET_IOU = 0.3  # a frame whose box overlaps the ground truth this much is on the target
+OFF_TARGET_IOU = 0.1  # and below this it is off the target (between the two: neither, not counted)
+
+
+def honesty(pred: np.ndarray, gt: np.ndarray, states: list[str] | np.ndarray) -> dict[str, float | int]:
+    """How truthfully a tracker's states describe where its boxes are, frame by frame.
+
+    Off-target frames reported not `tracking` (caught) and on-target frames reported not `tracking` (false
+    alarms); an off-target episode is a run of off-target frames, and its delay is the number of its frames
+    before the state first leaves `tracking` (the whole episode when it never does: `missed`). Frames
+    without ground truth are not counted and end an episode.
+    """
+    overlap = iou(pred, gt)
+    states = np.asarray(states, dtype=object)
+    if len(states) != len(overlap):
+        raise ValueError(f"{len(states)} states for {len(overlap)} boxes")
+    on, off = overlap >= ON_TARGET_IOU, overlap < OFF_TARGET_IOU  # NaN is neither
+    flagged = states != "tracking"
+    delays, missed, start = [], 0, None
+    for i in range(len(overlap) + 1):
+        if i < len(overlap) and off[i]:
+            start = i if start is None else start
+            continue
+        if start is not None:
+            hits = np.flatnonzero(flagged[start:i])
+            delays.append(int(hits[0]) if len(hits) else i - start)
+            missed += not len(hits)
+            start = None
+    return {
+        "on_frames": int(on.sum()),
+        "off_frames": int(off.sum()),
+        "off_caught": int((off & flagged).sum()),
+        "false_alarms": int((on & flagged).sum()),
+        "episodes": len(delays),
+        "missed_episodes": missed,
+        "median_delay": float(np.median(delays)) if delays else float("nan"),
+    }

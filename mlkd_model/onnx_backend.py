@@ -155,6 +155,16 @@ class OnnxBackend:
                 f"manifest (score_size {p.score_size}, {max(p.anchor_num, 1)} prior(s) per cell)"
             )
 
+    def kernels(self, z_crop: np.ndarray) -> list[np.ndarray]:
+        """The template branch's output for a crop, without making it the template (appearance checks)."""
+        return self.template_session.run(None, {"template": z_crop})
+
+    def search_with(self, kernels: list[np.ndarray], x_crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The search branch with other kernels than the track's (verification), leaving the track's binding alone."""
+        feed = dict(zip(self._kernel_names, kernels, strict=True))
+        cls, loc = self.search_session.run(["cls", "loc"], {**feed, "search": x_crop})
+        return cls, loc
+
     def set_template(self, z_crop: np.ndarray) -> None:
         self._kernels = self.template_session.run(None, {"template": z_crop})  # kept alive: the binding reads them
         binding = self.search_session.io_binding()

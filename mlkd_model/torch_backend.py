@@ -31,6 +31,18 @@ class TorchBackend:
         return cls(net, model.params, device)
 
     @torch.no_grad()
+    def kernels(self, z_crop: np.ndarray) -> list[np.ndarray]:
+        """The template branch's output for a crop, without making it the template (appearance checks)."""
+        return [k.cpu().numpy() for k in self.net.template_kernels(torch.from_numpy(z_crop).to(self.device))]
+
+    @torch.no_grad()
+    def search_with(self, kernels: list[np.ndarray], x_crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The search branch with other kernels than the track's (verification)."""
+        k = tuple(torch.from_numpy(v).to(self.device) for v in kernels)
+        out = self.net.search_with_kernels(k, torch.from_numpy(x_crop).to(self.device))
+        return out.cls.cpu().numpy(), out.loc.cpu().numpy()
+
+    @torch.no_grad()
     def set_template(self, z_crop: np.ndarray) -> None:
         self._kernels = self.net.template_kernels(torch.from_numpy(z_crop).to(self.device))
 

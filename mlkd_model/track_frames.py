@@ -27,6 +27,8 @@ class Step(NamedTuple):
     score: float | None  # None on the init frame and before it
     seconds: float  # the tracker's time on this frame (init or track); 0 before the init frame
     frame: np.ndarray | None  # the frame itself (to draw on), as given
+    confidence: float | None = None  # the tracker's `status` (mlkd_model.honest_tracker), where it keeps one
+    state: str | None = None  # tracking / uncertain / lost; None before the init frame or without a status
 
 
 def track_frames(
@@ -45,4 +47,7 @@ def track_frames(
             out, score = box0, None
         else:
             out, score = tracker.track(frame)  # type: ignore[arg-type]
-        yield Step(i, tuple(float(v) for v in out), score, time.perf_counter() - t0, frame)
+        seconds = time.perf_counter() - t0
+        status = getattr(tracker, "status", None)
+        confidence, state = (status.confidence, status.state) if status is not None else (None, None)
+        yield Step(i, tuple(float(v) for v in out), score, seconds, frame, confidence, state)

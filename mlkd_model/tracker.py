@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import cv2
 import numpy as np
@@ -17,6 +17,18 @@ import numpy as np
 from mlkd_model.families import get_family
 from mlkd_model.frames import check_box, check_frame
 from mlkd_model.params import TrackerParams
+
+
+class LastSearch(NamedTuple):
+    """One track() call's search: the raw cls map (overwritten by the next search), the chosen candidate,
+    its box (cx, cy, w, h in crop pixels from the crop centre), the target's size before this frame (crop
+    pixels) and the crop's scale (crop pixels per frame pixel)."""
+
+    cls: np.ndarray
+    best: int
+    box: tuple[float, float, float, float]
+    target: tuple[float, float]
+    scale: float
 
 
 class TrackerBackend(Protocol):
@@ -163,6 +175,7 @@ class SiameseTracker:
         self.size = np.zeros(2)
         self.channel_average = np.zeros(3)
         self.initialized = False
+        self.last: LastSearch | None = None  # what the latest track() saw, for the confidence cues
 
     def _context_size(self) -> float:
         return context_size(self.size, self.params.context_amount)
@@ -233,8 +246,9 @@ class SiameseTracker:
         best = self._rank(cls, loc, target)
         found = None if best is None else self._winner(cls, loc, best, target)
         if found is None:
-            found = self._reference_choice(cls, loc, target)
+            best, found = self._reference_choice(cls, loc, target)
         (dx, dy, bw, bh), score, penalty = found
+        self.last = LastSearch(cls, int(best), (dx, dy, bw, bh), target[:2], scale_z)  # type: ignore[arg-type]
         lr = penalty * score * p.lr
         center_x, center_y = self.center.tolist()
         cx, cy = dx / scale_z + center_x, dy / scale_z + center_y
@@ -292,11 +306,11 @@ class SiameseTracker:
 
     def _reference_choice(
         self, cls: np.ndarray, loc: np.ndarray, target: tuple[float, float, float]
-    ) -> tuple[tuple[float, float, float, float], float, float]:
+    ) -> tuple[int, tuple[tuple[float, float, float, float], float, float]]:
         """The choice in float64 over all candidates, NaN penalties as 0: for outputs the fast path cannot take."""
         p = self.params
         score, boxes = decode(p, cls, loc, self._prior)
         penalty = size_penalty(boxes[2], boxes[3], target[0], target[1], p.penalty_k)
         best = int(np.argmax(penalty * score * (1 - p.window_influence) + self._window * p.window_influence))
         box = tuple(float(v) for v in boxes[:, best])
-        return box, float(score[best]), float(penalty[best])  # type: ignore[return-value]
+        return best, (box, float(score[best]), float(penalty[best]))  # type: ignore[return-value]

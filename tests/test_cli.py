@@ -30,6 +30,18 @@ def test_track_otb_sequence_defaults_to_first_ground_truth_box(tmp_path, shared)
     assert np.median(centre_error) < 10  # it really tracks the walker
     assert (tmp_path / "otb_Crossing.mp4").stat().st_size > 10_000
     assert '"git_revision"' in (tmp_path / "otb_Crossing.json").read_text()
+    # the per-frame CSV: same boxes as the .txt, plus score, confidence and state
+    lines = (tmp_path / "otb_Crossing.csv").read_text().splitlines()
+    assert lines[0] == "frame,x,y,w,h,score,confidence,state"
+    rows = [line.split(",") for line in lines[1:]]
+    assert len(rows) == len(boxes) and [int(r[0]) for r in rows] == list(range(1, len(boxes) + 1))
+    assert rows[0][5:] == ["1.0000", "1.0000", "tracking"]
+    assert np.allclose(np.array([r[1:5] for r in rows], float), boxes)
+    scores, confidence = (np.array([r[k] for r in rows], float) for k in (5, 6))
+    assert ((scores >= 0) & (scores <= 1)).all() and ((confidence >= 0) & (confidence <= 1)).all()
+    assert {r[7] for r in rows} <= {"tracking", "uncertain", "lost"}
+    on_target = [r[7] for r, e in zip(rows, centre_error, strict=True) if e < 10]
+    assert on_target.count("tracking") >= 0.9 * len(on_target), "on the walker, the state says tracking"
 
 
 def test_track_folder_of_frames_needs_init(tmp_path, shared):

@@ -159,3 +159,31 @@ def test_equals_got10k_on_real_tracker_output() -> None:
         assert abs(s.precision - np.mean([t[1] for t in theirs], axis=0)[20]) < 1e-9
         assert 0.05 < s.auc < 0.95, f"{tracker} scores {s.auc}: the check should run on non-trivial results"
     assert excluded > 0  # uav123_car14's NaN rows reached the comparison and were excluded on both sides
+
+
+def test_honesty_counts_caught_frames_false_alarms_and_delays():
+    gt = np.tile([10.0, 10.0, 20.0, 20.0], (10, 1))
+    far = [200.0, 200.0, 20.0, 20.0]
+    pred = gt.copy()
+    pred[3:7] = far  # one off-target episode of 4 frames
+    gt[8] = np.nan  # unlabelled: not counted
+    states = [
+        "tracking",
+        "uncertain",
+        "tracking",
+        "tracking",
+        "tracking",
+        "lost",
+        "lost",
+        "tracking",
+        "lost",
+        "tracking",
+    ]
+    h = M.honesty(pred, gt, states)
+    assert h["on_frames"] == 5 and h["off_frames"] == 4
+    assert h["off_caught"] == 2 and h["false_alarms"] == 1  # frame 1 flagged on target; frame 8 unlabelled
+    assert h["episodes"] == 1 and h["median_delay"] == 2 and h["missed_episodes"] == 0
+    never = M.honesty(pred, gt, ["tracking"] * 10)
+    assert never["missed_episodes"] == 1 and never["median_delay"] == 4 and never["off_caught"] == 0
+    with pytest.raises(ValueError, match="states for"):
+        M.honesty(pred, gt, ["tracking"])

@@ -1,8 +1,10 @@
 """`mlkd track SOURCE`: track one object through a video, a folder of frames or an OTB sequence.
 
 Track the object in the --init box through SOURCE. Writes OUT/<source>.txt with one x,y,w,h line per frame
-(the first line is the init box), OUT/<source>.json with the run's settings, and with --video an annotated
-MP4. Prints frames per second.
+(the first line is the init box), OUT/<source>.csv with a header line and one row per frame:
+frame,x,y,w,h,score,confidence,state (frame 1 is the init, state tracking; state is tracking, uncertain: it
+may be on another object, or lost; the box of a lost frame is where the tracker still looks), OUT/<source>.json
+with the run's settings, and with --video an annotated MP4 that shows the state. Prints frames per second.
 """
 
 from __future__ import annotations
@@ -20,9 +22,22 @@ from mlkd_model.load import BACKENDS, load_tracker
 from mlkd_model.manifest import ModelDirError
 from mlkd_model.provenance import git_revision
 from mlkd_model.sources import SourceError, open_source
-from mlkd_model.track_frames import track_frames
+from mlkd_model.track_frames import Step, track_frames
 
 log = logging.getLogger("mlkd.track")
+
+
+CSV_HEADER = "frame,x,y,w,h,score,confidence,state\n"
+
+
+def csv_row(step: Step) -> str:
+    """One CSV line; frame numbers count from 1, the init frame reports score and confidence 1, tracking."""
+    init = step.score is None
+    score = 1.0 if init else step.score
+    confidence = 1.0 if init else step.confidence
+    state = "tracking" if init else step.state or ""
+    values = [*(f"{v:.2f}" for v in step.box), f"{score:.4f}", "" if confidence is None else f"{confidence:.4f}"]
+    return f"{step.index + 1},{','.join(values)},{state}\n"
 
 
 def box_arg(text: str) -> tuple[float, float, float, float]:
@@ -90,14 +105,16 @@ def run(args: argparse.Namespace) -> int:
     boxes_path = args.out / f"{source.name}.txt"
     video = AnnotatedVideo(args.out / f"{source.name}.mp4", source.fps) if args.video else None
     boxes: list[tuple[float, ...]] = []
+    rows: list[str] = []
     elapsed = 0.0
     try:
         frames = tqdm(source.frames(), total=len(source), desc=source.name, unit="frame")
         for step in track_frames(tracker, frames, init):
             elapsed += step.seconds if step.index > 0 else 0.0  # frames/s of tracking, the init left out
             boxes.append(step.box)
+            rows.append(csv_row(step))
             if video:
-                video.write(step.frame, step.box, step.score)
+                video.write(step.frame, step.box, step.score, step.state, step.confidence)
     except (SourceError, FrameError, BoxError) as exc:
         log.error("%s", exc)
         return 2
@@ -105,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         if video:
             video.close()
     boxes_path.write_text("".join(",".join(f"{v:.2f}" for v in b) + "\n" for b in boxes))
+    (args.out / f"{source.name}.csv").write_text(CSV_HEADER + "".join(rows))
     fps = (len(boxes) - 1) / elapsed if elapsed > 0 else float("nan")
     record = {
         "source": str(args.source),
