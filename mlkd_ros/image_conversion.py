@@ -7,6 +7,8 @@ Send hands over the bytes in an `array.array("B")`: rclpy's `data` setter checks
 type "B" as is, so the frame costs a single memcpy.
 CompressedImage follows image_transport's `compressed` plugin: topic `<image topic>/compressed`, format
 "jpeg" / "png" or "<raw encoding>; jpeg compressed <encoding>"; JPEG (or PNG) bytes decoded by OpenCV.
+cv2.imdecode has no useful size cap (a 750 KB PNG decodes to 768 MB), so the width and height are read
+from the PNG / JPEG header first and a frame above `max_pixels` is refused before it is decoded.
 """
 
 from __future__ import annotations
@@ -51,9 +53,72 @@ _CVT = {
     "yuyv": cv2.COLOR_YUV2BGR_YUYV,
 }
 SUPPORTED_ENCODINGS = tuple(_LAYOUT)
+# Frames above this many pixels are refused (4096 x 4096: 4K video fits, 50 MB decoded as BGR).
+MAX_IMAGE_PIXELS = 16_777_216
+# JPEG start-of-frame markers (they carry the size): 0xC0-0xCF except DHT, JPG and DAC.
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
-def image_view(msg: Image) -> np.ndarray:
+def _check_pixels(h: int, w: int, max_pixels: int | None, what: str) -> None:
+    if max_pixels is not None and h * w > max_pixels:
+        raise ImageConversionError(
+            f"{what} is {w}x{h} = {h * w} pixels, above max_image_pixels {max_pixels}: refused before decoding"
+        )
+
+
+def _jpeg_size(buf: memoryview) -> tuple[int, int]:
+    """(height, width) from the first start-of-frame segment, walking the marker segments before it."""
+    i, n = 2, len(buf)  # after SOI
+    while i + 4 <= n:
+        if buf[i] != 0xFF:
+            break
+        marker = buf[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # no length field
+            i += 2
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, start of scan: no size came first
+            break
+        length = buf[i + 2] << 8 | buf[i + 3]
+        if marker in _SOF and i + 9 <= n and length >= 7:
+            h, w = buf[i + 5] << 8 | buf[i + 6], buf[i + 7] << 8 | buf[i + 8]
+            if h and w:
+                return h, w
+            break
+        i += 2 + length
+    raise ImageConversionError("cannot decode the JPEG data: no readable frame header (size unknown)")
+
+
+def encoded_size(data, codec: str) -> tuple[int, int]:
+    """(height, width) of PNG or JPEG bytes from their header alone (nothing is decoded)."""
+    buf = memoryview(np.frombuffer(data, dtype=np.uint8))
+    if codec == "png":
+        if len(buf) < 24 or bytes(buf[12:16]) != b"IHDR":
+            raise ImageConversionError("cannot decode the PNG data: no IHDR header (size unknown)")
+        w, h = int.from_bytes(buf[16:20], "big"), int.from_bytes(buf[20:24], "big")
+        return h, w
+    return _jpeg_size(buf)
+
+
+def _codec(msg: CompressedImage) -> str:
+    """jpeg / jpg / png from a format such as "png" or "bgr8; jpeg compressed bgr8"."""
+    fmt = msg.format.strip().lower()
+    return fmt.split(";", 1)[1].split()[0] if ";" in fmt else fmt
+
+
+def image_size(msg: Image | CompressedImage) -> tuple[int, int] | None:
+    """(height, width) of a frame without decoding it; None when a compressed header cannot be read."""
+    if not hasattr(msg, "format"):
+        return int(msg.height), int(msg.width)
+    try:
+        return encoded_size(msg.data, _codec(msg))
+    except ImageConversionError:
+        return None
+
+
+def image_view(msg: Image, max_pixels: int | None = MAX_IMAGE_PIXELS) -> np.ndarray:
     """The message's pixels as an HxWxC (or HxW) array viewing `msg.data` (no copy), padding removed."""
     enc = msg.encoding
     if enc not in _LAYOUT:
@@ -63,6 +128,7 @@ def image_view(msg: Image) -> np.ndarray:
     row = w * channels * depth
     if h <= 0 or w <= 0:
         raise ImageConversionError(f"image has no pixels: {w}x{h}")
+    _check_pixels(h, w, max_pixels, f"image ({enc})")
     if enc in ("yuv422", "uyvy", "yuv422_yuy2", "yuyv") and w % 2:
         raise ImageConversionError(f"{enc} needs an even width, got {w}")
     if step < row:
@@ -82,11 +148,11 @@ def image_view(msg: Image) -> np.ndarray:
     return rows.reshape(h, w, channels) if channels > 1 else rows
 
 
-def compressed_to_numpy(msg: CompressedImage) -> tuple[np.ndarray, str]:
+def compressed_to_numpy(msg: CompressedImage, max_pixels: int | None = MAX_IMAGE_PIXELS) -> tuple[np.ndarray, str]:
     """(frame, "bgr" | "gray") from a JPEG or PNG CompressedImage (rclpy or rosbags typestore message);
-    damaged data -> ImageConversionError."""
+    damaged data or a size above `max_pixels` (read from the header: nothing is decoded) -> ImageConversionError."""
     fmt = msg.format.strip().lower()
-    codec = fmt.split(";", 1)[1].split()[0] if ";" in fmt else fmt
+    codec = _codec(msg)
     if codec not in ("jpeg", "jpg", "png"):
         raise ImageConversionError(f"unsupported CompressedImage format {msg.format!r}; supported: jpeg, png")
     buf = np.frombuffer(msg.data, dtype=np.uint8)
@@ -97,6 +163,7 @@ def compressed_to_numpy(msg: CompressedImage) -> tuple[np.ndarray, str]:
         ok = buf[:2].tobytes() == b"\xff\xd8" and b"\xff\xd9" in buf[-16:].tobytes()
     if not ok:
         raise ImageConversionError(f"CompressedImage data ({len(buf)} bytes) is not a complete {codec} image")
+    _check_pixels(*encoded_size(buf, codec), max_pixels, f"CompressedImage {codec}")
     gray = fmt.startswith(("mono", "8uc1"))
     img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
     if img is None:
@@ -121,11 +188,12 @@ def numpy_to_compressed(frame: np.ndarray, quality: int = 90, header=None) -> Co
     return msg
 
 
-def image_to_numpy(msg: Image | CompressedImage) -> tuple[np.ndarray, str]:
-    """(frame, color) for the tracker: color is "bgr", "rgb" or "gray" (see mlkd_model.frames.to_bgr)."""
+def image_to_numpy(msg: Image | CompressedImage, max_pixels: int | None = MAX_IMAGE_PIXELS) -> tuple[np.ndarray, str]:
+    """(frame, color) for the tracker: color is "bgr", "rgb" or "gray" (see mlkd_model.frames.to_bgr);
+    a frame above `max_pixels` (None: no cap) is refused before any conversion."""
     if hasattr(msg, "format"):  # CompressedImage
-        return compressed_to_numpy(msg)
-    arr = image_view(msg)
+        return compressed_to_numpy(msg, max_pixels)
+    arr = image_view(msg, max_pixels)
     enc = msg.encoding
     if enc in ("bgr8", "8UC3"):
         return arr, "bgr"

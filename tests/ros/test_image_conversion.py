@@ -1,4 +1,5 @@
-"""sensor_msgs/Image <-> numpy: encodings, step padding, zero-copy receive, fast send, clear errors."""
+"""sensor_msgs/Image <-> numpy: encodings, step padding, zero-copy receive, fast send, clear errors; the size of
+JPEG / PNG frames from their header, and the pixel cap that refuses a frame before decoding it."""
 
 from __future__ import annotations
 
@@ -7,9 +8,16 @@ import array
 import cv2
 import numpy as np
 import pytest
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
-from mlkd_ros.image_conversion import ImageConversionError, image_to_numpy, image_view, numpy_to_image
+from mlkd_ros.image_conversion import (
+    ImageConversionError,
+    encoded_size,
+    image_size,
+    image_to_numpy,
+    image_view,
+    numpy_to_image,
+)
 
 RNG = np.random.default_rng(0)
 BGR = RNG.integers(0, 256, (6, 8, 3), dtype=np.uint8)
@@ -105,3 +113,55 @@ def test_send_takes_rclpy_fast_path():
     msg = numpy_to_image(frame)
     assert isinstance(msg.data, array.array) and msg.data.typecode == "B"
     assert msg.step == 640 * 3 and msg.data.tobytes() == frame.tobytes()
+
+
+def _encoded(frame: np.ndarray, ext: str, *params: int) -> bytes:
+    ok, buf = cv2.imencode(ext, frame, list(params))
+    assert ok
+    return buf.tobytes()
+
+
+def _with_thumbnail(jpeg: bytes, thumb: bytes) -> bytes:
+    """An APP1 segment holding another JPEG (as EXIF thumbnails do) between SOI and the rest."""
+    body = b"Exif\x00\x00" + thumb
+    return jpeg[:2] + b"\xff\xe1" + (len(body) + 2).to_bytes(2, "big") + body + jpeg[2:]
+
+
+@pytest.mark.parametrize("shape", [(6, 8, 3), (37, 1001), (2000, 3, 3)])
+def test_size_from_the_header_alone(shape):
+    img = RNG.integers(0, 256, shape, dtype=np.uint8)
+    thumb = _encoded(np.zeros((4, 4, 3), np.uint8), ".jpg")
+    cases = {
+        "jpeg": _encoded(img, ".jpg"),
+        "jpeg progressive": _encoded(img, ".jpg", cv2.IMWRITE_JPEG_PROGRESSIVE, 1),
+        "jpeg with a thumbnail": _with_thumbnail(_encoded(img, ".jpg"), thumb),
+        "png": _encoded(img, ".png"),
+    }
+    for name, data in cases.items():
+        codec = name.split()[0]
+        assert cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED).shape[:2] == shape[:2], name
+        assert encoded_size(data, codec) == shape[:2], name
+        assert image_size(CompressedImage(format=codec, data=data)) == shape[:2], name
+    assert image_size(numpy_to_image(img if img.ndim == 3 else img[:, :, None].repeat(3, 2))) == shape[:2]
+    for codec, data in (("jpeg", cases["jpeg"][:20]), ("png", cases["png"][:20])):
+        with pytest.raises(ImageConversionError, match="size unknown"):
+            encoded_size(data, codec)
+        assert image_size(CompressedImage(format=codec, data=data)) is None
+
+
+def test_frames_above_max_pixels_are_refused_before_decoding():
+    img = RNG.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    for fmt, ext in (("jpeg", ".jpg"), ("png", ".png")):
+        msg = CompressedImage(format=fmt, data=_encoded(img, ext))
+        assert image_to_numpy(msg, max_pixels=2000)[0].shape == (40, 50, 3)
+        with pytest.raises(ImageConversionError, match="50x40 = 2000 pixels, above max_image_pixels 1999"):
+            image_to_numpy(msg, max_pixels=1999)
+    raw = numpy_to_image(img)
+    assert image_to_numpy(raw, max_pixels=2000)[0].shape == (40, 50, 3)
+    with pytest.raises(ImageConversionError, match="above max_image_pixels 1999"):
+        image_to_numpy(raw, max_pixels=1999)
+    # A PNG header claiming 16000x16000 (768 MB decoded): refused by default, without decoding.
+    png = bytearray(_encoded(img, ".png"))
+    png[16:24] = (16000).to_bytes(4, "big") * 2
+    with pytest.raises(ImageConversionError, match="16000x16000"):
+        image_to_numpy(CompressedImage(format="png", data=bytes(png)))
