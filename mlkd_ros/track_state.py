@@ -7,7 +7,8 @@ A track ends, and only a new init starts another, when
 - no frame came for `max_frame_gap` s (a video gap: the target has moved meanwhile, and a Siamese
   tracker resuming from its old position locks onto whatever is there now),
 - the frame size changed mid-track (a different stream: the old position means nothing in it),
-- `lost_frames` low-score frames in a row under policy `stop`.
+- `lost_frames` low-score frames in a row under policy `stop`,
+- tracking itself failed (an exception: the tracker's state is unknown).
 Under policy `recover` a low-score loss keeps searching and resumes when the score recovers (the
 video is continuous there, so the search window is still around the target); `keep` never reports lost.
 Durations are given by the caller (seconds between frames, age of the newest frame), so the rules are
@@ -29,6 +30,11 @@ class LossRule:
     policy: str = "recover"
     stale_after: float = 0.5
     max_frame_gap: float = 1.0
+
+
+def _size(shape: tuple[int, ...]) -> str:
+    """(h, w[, channels]) -> "WxH"."""
+    return f"{shape[1]}x{shape[0]}"
 
 
 class TrackState:
@@ -67,6 +73,11 @@ class TrackState:
     def _drop(self, reason: str) -> None:
         self.state, self.reason, self._recoverable, self._low = "lost", reason, False, 0
 
+    def fail(self, reason: str) -> None:
+        """Tracking raised an exception: the tracker's state is unknown, so an active track ends here."""
+        if self.tracks_frames:
+            self._drop(reason)
+
     def arrived(self, gap: float) -> bool:
         """A frame arrived `gap` s after the previous one; returns True when that gap just ended the track."""
         if not self.tracks_frames:
@@ -83,8 +94,10 @@ class TrackState:
         if not self.tracks_frames:
             return False
         if tuple(shape) != self._shape:
-            old = "x".join(map(str, self._shape[1::-1])) if self._shape else "?"
-            self._drop(f"frame size changed from {old} to {'x'.join(map(str, tuple(shape)[1::-1]))}")
+            old, new = _size(self._shape) if self._shape else "?", _size(tuple(shape))
+            if old == new:  # a grey frame where colour ones came (a mono JPEG, say): name the channels
+                old, new = (f"{_size(s)} (channels: {s[2] if len(s) > 2 else 1})" for s in (self._shape, shape))
+            self._drop(f"frame size changed from {old} to {new}")
             return False
         return True
 

@@ -36,7 +36,7 @@ from mlkd_model.frames import BoxError, FrameError, check_box
 from mlkd_ros.boxes import Box, box_to_polygon, load_ground_truth, polygon_to_box
 from mlkd_ros.camera_frame import CAMERA_FRAME
 from mlkd_ros.dds import CONTROL_QOS, IMAGE_QOS
-from mlkd_ros.image_conversion import ImageConversionError, image_to_numpy
+from mlkd_ros.image_conversion import MAX_IMAGE_PIXELS, ImageConversionError, image_size, image_to_numpy
 from mlkd_ros.live_cle import Cle, CleMatcher
 from mlkd_ros.node_help import print_help, wants_help
 from mlkd_ros.node_process import spin_node
@@ -143,6 +143,9 @@ class TrackerNode(Node):
         self.diag_period = declare(
             self, "diagnostics_period", 1.0, "seconds between /diagnostics messages", 0.05, 60.0, read_only=True
         )
+        self.max_pixels = declare(
+            self, "max_image_pixels", MAX_IMAGE_PIXELS, "frames with more pixels are refused, before decoding", 1, 2**40
+        )
         if rule.policy not in POLICIES:
             self.get_logger().error(f"redetect_policy {rule.policy!r} unknown; using 'recover' ({POLICIES})")
             rule.policy = "recover"
@@ -248,17 +251,29 @@ class TrackerNode(Node):
                 f"{self.track.rule.max_frame_gap:g} s (previous track kept)"
             )
 
-    def _announce_loss(self, header) -> None:
-        """An empty polygon (no target: the follow controller hovers at once), then diagnostics."""
+    def _publish_lost(self, header=None) -> None:
+        """No target from now on: an empty polygon, on which the follow controller hovers at once. Every
+        path that ends or pauses a track (loss, stale video, failure, reset, model change) goes through here."""
+        header = self._last_header() if header is None else header
         self.box_pub.publish(PolygonStamped(header=header, polygon=box_to_polygon(None)))
+
+    def _announce_loss(self, header) -> None:
+        """The track state just became stale or lost: say so at once, then diagnostics."""
+        self._publish_lost(header)
         self.get_logger().warning(f"target {self.track.state}: {self.track.reason}")
         self._publish_diagnostics()
+
+    def _failed(self, text: str, header=None) -> None:
+        """Tracking raised: the tracker's state is unknown, so the track ends here (lost, until a new init)."""
+        self.track.fail(text)
+        self._publish_lost(header)
+        self._report(text)
 
     def _on_reset(self, _req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
         was = self.state
         self._pending_init = None
         self.track.reset()
-        self.box_pub.publish(PolygonStamped(header=self._last_header(), polygon=box_to_polygon(None)))
+        self._publish_lost()
         resp.success, resp.message = True, f"tracking stopped (was {was})"
         self.get_logger().info(resp.message)
         return resp
@@ -311,6 +326,8 @@ class TrackerNode(Node):
                 setattr(self.track.rule, p.name, p.value)
             elif p.name == "redetect_policy":
                 self.track.rule.policy = p.value
+            elif p.name == "max_image_pixels":
+                self.max_pixels = p.value
         if names & set(MODEL_PARAMS) and self._candidate is not None:
             tracker, self._candidate = self._candidate, None
             self._use_model(tracker)
@@ -341,7 +358,8 @@ class TrackerNode(Node):
                 self._process(*latest)
         except Exception as exc:  # the node must outlive any single bad frame
             if self.context.ok():  # else shutting down (Ctrl-C): the context went away under a publish
-                self._report(f"tracking failed: {type(exc).__name__}: {exc}")
+                header = None if latest is None else latest[0].header
+                self._failed(f"tracking failed: {type(exc).__name__}: {exc}", header)
 
     def _load_model(self) -> None:
         """The start-up model; a bad one leaves the node up (no_model) until a good one is set."""
@@ -363,7 +381,7 @@ class TrackerNode(Node):
         self.tracker, self._model_error = tracker, ""
         self.track.model(loaded=True)
         if had_track:  # the new model starts without a target: say so before anyone acts on old boxes
-            self.box_pub.publish(PolygonStamped(header=self._last_header(), polygon=box_to_polygon(None)))
+            self._publish_lost()
         self.get_logger().info(f"model loaded from {model_dir or '<embedded default>'} (providers {providers})")
 
     def _init_frame(self, init: PolygonStamped) -> tuple[Image, int] | None:
@@ -410,7 +428,7 @@ class TrackerNode(Node):
                 self._pending_init = init  # keep waiting for its frame
                 return latest
             msg, index = found
-            frame, color = image_to_numpy(msg)
+            frame, color = image_to_numpy(msg, self.max_pixels)
             box = check_box(polygon_to_box(init.polygon), frame.shape[1], frame.shape[0])
         except (InitError, BoxError, FrameError, ImageConversionError) as exc:
             self._report(f"bad init on tracker/init: {exc} (previous track kept)")
@@ -432,14 +450,14 @@ class TrackerNode(Node):
     def _process(self, msg: Image, arrival: tuple[int, int], index: int) -> None:
         """Track one frame; `arrival` = (when the middleware received it, when its callback ran), in ns."""
         try:
-            frame, color = image_to_numpy(msg)
+            frame, color = image_to_numpy(msg, self.max_pixels)
         except ImageConversionError as exc:
             self._report(f"bad image on camera/image: {exc}")
             return
         was = self.track.tracks_frames
         go = self.tracker is not None and self.track.frame(frame.shape)
         if was and not go:  # resized: buffered frames of the old size are no base for an init any more
-            keep = [r for r in self._recent if (r[1].height, r[1].width) == frame.shape[:2]]
+            keep = [r for r in self._recent if image_size(r[1]) == frame.shape[:2]]
             self._recent.clear()
             self._recent.extend(keep)
             self._announce_loss(msg.header)
@@ -463,9 +481,10 @@ class TrackerNode(Node):
         self._timings.append((*(v / 1e6 for v in ms), inference_ms))
 
     def _publish(self, header, box: Box | None, score: float, shape, index: int | None = None) -> None:
-        self.box_pub.publish(PolygonStamped(header=header, polygon=box_to_polygon(box)))
         if box is None:
+            self._publish_lost(header)
             return
+        self.box_pub.publish(PolygonStamped(header=header, polygon=box_to_polygon(box)))
         cle = self.cle.box(header, stamp_ns(header), box, shape, index)
         if cle is not None:
             self._publish_cle(header, cle)

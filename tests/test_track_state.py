@@ -88,3 +88,15 @@ def test_reset_and_model_change():
     assert t.state == "no_model", "a reset does not bring a model"
     t.model(loaded=True)
     assert t.state == "idle"
+
+
+def test_a_failure_ends_an_active_track_and_a_grey_frame_is_another_size():
+    idle = TrackState()
+    idle.fail("tracking failed: RuntimeError")
+    assert idle.state == "idle", "nothing to end"
+    t = tracking()
+    t.fail("tracking failed: RuntimeError: x")
+    assert t.state == "lost" and t.reason == "tracking failed: RuntimeError: x" and t.needs_init
+    t = tracking()
+    assert not t.frame(SHAPE[:2]) and t.state == "lost"
+    assert "from 360x240 (channels: 3) to 360x240 (channels: 1)" in t.reason

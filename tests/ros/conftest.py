@@ -165,8 +165,12 @@ class Launcher:
         self.env, self.log_dir = env, log_dir
         self.procs: dict = {}
 
-    def start(self, launch_file: str, only: list[str], **args: str) -> dict:
+    def start(self, launch_file: str, only: list[str], params: dict[str, dict] | None = None, **args: str) -> dict:
+        """Start the nodes `only` of the launch file; `params`: node name -> extra parameters, after the file's."""
         desc = launch_xml.parse_launch(LAUNCH / launch_file, {k: str(v) for k, v in args.items()})
+        for spec in desc.nodes:
+            if params and spec.name in params:
+                spec.params.append(params[spec.name])
         env = dict(self.env, PYTHONPATH=os.pathsep.join(p for p in (str(TORCH_GUARD), self.env.get("PYTHONPATH")) if p))
         procs = launch_xml.start(desc, only, env=env, log_dir=self.log_dir)
         self.procs.update(procs)

@@ -1,7 +1,9 @@
 """Loaded at start-up by every node process the launch tests start (their PYTHONPATH names this folder):
-any torch import, even one guarded by try/except, fails and leaves a mark in the node's log."""
+any torch import, even one guarded by try/except, fails and leaves a mark in the node's log.
+A test may also ask for a tracker failure (MLKD_TEST_TRACK_FAULT, see track_fault.py)."""
 
 import importlib.abc
+import os
 import sys
 
 
@@ -13,3 +15,6 @@ class _NoTorch(importlib.abc.MetaPathFinder):
 
 
 sys.meta_path.insert(0, _NoTorch())
+
+if os.environ.get("MLKD_TEST_TRACK_FAULT"):
+    import track_fault  # noqa: F401
