@@ -15,7 +15,9 @@ once, without the acceleration limit (stopping is always allowed), and disabling
 Once it has had a target since enabling, no target for longer than `max_frame_gap` (video gap, lost
 track, tracker gone) disables following itself: whatever the tracker locks onto afterwards, the
 drone stays at zero until the operator calls `follow/enable` again. `follow/enabled`
-(std_msgs/Bool, latched) says which it is.
+(std_msgs/Bool, latched) says which it is. No parameter combination moves the drone on a box older
+than MAX_BOX_AGE_S: `timeout` plus one control period (a command lasts until the next) must fit in it,
+and `timeout` must be below `max_frame_gap`; other values are refused with the reason (at start: exit 2).
 Every parameter takes effect when set at run time (gains, limits, rates, image size). The image size
 follows camera/camera_info when one is published (the bridge keeps the stream's aspect ratio, so the
 size it publishes need not be image_width x image_height).
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 import rclpy
 from geometry_msgs.msg import PolygonStamped, Twist
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.exceptions import InvalidParameterValueException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
@@ -51,6 +54,25 @@ from mlkd_ros.topics import BOX_TOPIC, CAMERA_INFO_TOPIC, CMD_VEL_TOPIC, FOLLOW_
 
 AXES = ("yaw", "z", "x")
 VERTICAL_MODES = ("climb", "gimbal")
+# Hard cap on the age of the box behind any non-zero command, whatever the parameters say.
+MAX_BOX_AGE_S = 1.0
+
+
+class ParameterError(ValueError):
+    """Parameter values that cannot go together; the node does not start."""
+
+
+def timing_problem(timeout: float, max_frame_gap: float, control_rate: float) -> str | None:
+    """Why these values cannot go together (None: they can)."""
+    period = 1.0 / control_rate
+    if timeout + period > MAX_BOX_AGE_S + 1e-9:
+        return (
+            f"timeout ({timeout:g} s) + one control period (1/control_rate = {period:g} s) exceeds the "
+            f"{MAX_BOX_AGE_S:g} s cap on the age of a box the drone may move on"
+        )
+    if timeout >= max_frame_gap:
+        return f"timeout ({timeout:g} s) must be below max_frame_gap ({max_frame_gap:g} s)"
+    return None
 
 
 @dataclass
@@ -148,7 +170,8 @@ class FollowController(Node):
             ("image_width", 640, "width of the tracked images, pixels", 1, 100000),
             ("image_height", 480, "height of the tracked images, pixels", 1, 100000),
             ("control_rate", 20.0, "cmd_vel rate while enabled, Hz", 1.0, 200.0),
-            ("timeout", 0.5, "seconds without a box before commanding zero", 0.05, 10.0),
+            # hi = MAX_BOX_AGE_S, written out for --help; timing_problem holds the combined rule
+            ("timeout", 0.5, "s without a box before commanding zero; + 1/control_rate at most 1 s", 0.05, 1.0),
             ("max_frame_gap", 1.0, "seconds without a target after which following needs a new enable", 0.1, 60.0),
             ("target_size", 0.0, "box size sqrt(w*h) to hold, pixels; 0 = the size at lock-on", 0.0, 100000.0),
         ]
@@ -174,6 +197,9 @@ class FollowController(Node):
         ]
         p = {name: declare(self, name, default, desc, lo, hi) for name, default, desc, lo, hi in specs}
         p = {k: float(v) for k, v in p.items()}
+        problem = timing_problem(p["timeout"], p["max_frame_gap"], p["control_rate"])
+        if problem:
+            raise ParameterError(problem)
         mode = declare(self, "vertical_mode", "climb", "climb = linear.z keeps the target centred; gimbal = the camera")
         if mode not in VERTICAL_MODES:
             self.get_logger().error(f"vertical_mode {mode!r} unknown; using 'climb' ({VERTICAL_MODES})")
@@ -203,10 +229,12 @@ class FollowController(Node):
         self.add_post_set_parameters_callback(self._on_params_set)
 
     def _check_params(self, params) -> SetParametersResult:
-        for prm in params:
-            if prm.name == "vertical_mode" and prm.value not in VERTICAL_MODES:
-                return SetParametersResult(successful=False, reason=f"vertical_mode must be one of {VERTICAL_MODES}")
-        return SetParametersResult(successful=True)
+        new = {prm.name: prm.value for prm in params}
+        if new.get("vertical_mode", "climb") not in VERTICAL_MODES:
+            return SetParametersResult(successful=False, reason=f"vertical_mode must be one of {VERTICAL_MODES}")
+        timing = [float(new.get(n, self.get_parameter(n).value)) for n in ("timeout", "max_frame_gap", "control_rate")]
+        problem = timing_problem(*timing)
+        return SetParametersResult(successful=problem is None, reason=problem or "")
 
     def _on_params_set(self, params) -> None:
         """Ranges were checked by rclpy (descriptors); apply at once, the control law reads p every step."""
@@ -287,7 +315,7 @@ class FollowController(Node):
             )
             self._set_enabled(False)
             return
-        fresh = self.box is not None and now - self.box_time <= self.timeout
+        fresh = self.box is not None and now - self.box_time <= min(self.timeout, MAX_BOX_AGE_S)
         if not fresh:
             if not self.holding:
                 self.get_logger().warn("no target (lost or boxes stopped): hover")
@@ -314,10 +342,11 @@ def _raise_interrupt(_signum, _frame) -> None:
 def main(args: list[str] | None = None) -> int:
     if wants_help(args):
         return print_help(__file__, "follow_controller", __doc__.splitlines()[0])
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("mlkd.follow_controller")
     refusal = piloting_refusal()
     if refusal:  # anyone who reaches this DDS graph could enable following and steer the drone
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-        logging.getLogger("mlkd.follow_controller").error("not starting: %s", refusal)
+        log.error("not starting: %s", refusal)
         return 2
     # Own signal handling: rclpy's would shut the context down before we could send the last zero.
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
@@ -325,7 +354,13 @@ def main(args: list[str] | None = None) -> int:
     # (what ros2 launch sends first) must still bring the drone to a hover.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _raise_interrupt)
-    return spin_node(FollowController(), _leave_hovering)
+    try:
+        node = FollowController()
+    except (ParameterError, InvalidParameterValueException) as exc:  # out of range, or values that contradict
+        log.error("not starting: %s", exc)
+        rclpy.try_shutdown()
+        return 2
+    return spin_node(node, _leave_hovering)
 
 
 def _leave_hovering(node: FollowController) -> None:

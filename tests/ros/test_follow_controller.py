@@ -9,10 +9,11 @@ import pytest
 import yaml
 from geometry_msgs.msg import PolygonStamped, Twist
 from std_srvs.srv import SetBool, Trigger
+from test_safe_following import set_params
 
 from mlkd_ros.boxes import box_to_polygon
 from mlkd_ros.dds import CONTROL_QOS
-from mlkd_ros.follow_controller import FollowLaw
+from mlkd_ros.follow_controller import MAX_BOX_AGE_S, FollowLaw
 
 W, H = 640, 480
 PARAMS = yaml.safe_load(open(__file__.rsplit("/tests/", 1)[0] + "/launch/follow_controller.yaml"))["/**"][
@@ -203,3 +204,33 @@ def test_gimbal_mode_centres_vertically_with_the_camera():
     for _ in range(400):  # above centre: back up, never past level
         lw.step(box_at(W / 2, 10), 0.05)
     assert lw.pitch == PARAMS["gimbal_max_deg"]
+
+
+def test_no_motion_on_a_box_older_than_the_hard_cap(launcher, probe):
+    # timeout 10 s with max_frame_gap 60 s followed a box 9.9 s old; a command also lasts one control
+    # period, so 0.9 s at 5 Hz would act on a 1.1 s old box. Neither starts: exit 2 and the reason.
+    stale = {"timeout": 10.0, "max_frame_gap": 60.0}
+    for values, reason in ((stale, "out of range"), ({"timeout": 0.9, "control_rate": 5.0}, "1 s cap")):
+        launcher.start("ground_station.launch.xml", ["follow_controller"], params={"follow_controller": values})
+        proc = launcher.procs["follow_controller"]
+        assert probe.spin_until(lambda p=proc: p.poll() is not None, 30), (values, "must not start")
+        log = launcher.log("follow_controller")
+        assert proc.returncode == 2 and "Traceback" not in log, (values, proc.returncode, log[-2000:])
+        assert "not starting" in log and "timeout" in log and reason in log, log[-2000:]
+
+    launcher.start("ground_station.launch.xml", ["follow_controller"], image_width=W, image_height=H)
+    cmds = probe.record(Twist, "cmd_vel", CONTROL_QOS)
+    pub = probe.node.create_publisher(PolygonStamped, "tracker/box", CONTROL_QOS)
+    assert probe.wait_matched(pub, 20), launcher.log("follow_controller")
+    # At run time (one value at a time: rclpy applies a request's values one by one), each is refused.
+    for change in ({"timeout": 10.0}, {"timeout": 0.98}, {"control_rate": 1.5}, {"max_frame_gap": 0.4}):
+        result = set_params(probe, "follow_controller", **change)
+        assert not result.successful and "timeout" in result.reason, (change, result.reason)
+    assert probe.call(SetBool, "follow/enable", SetBool.Request(data=True)).success
+    feed(probe, pub, box_at(W / 2, H / 2), 0.3)  # lock-on
+    feed(probe, pub, box_at(100, 60), 0.5)
+    assert not is_zero(cmds[-1][1])
+    stopped = time.monotonic()
+    probe.spin(MAX_BOX_AGE_S + 1.0)
+    late = [t - stopped for t, c in cmds if t > stopped and not is_zero(c)]
+    assert not late or max(late) < MAX_BOX_AGE_S, late  # the default timeout (0.5 s) still applies

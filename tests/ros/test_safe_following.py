@@ -241,11 +241,12 @@ def test_follow_parameters_apply_at_run_time(launcher, probe):
     assert set_params(probe, "follow_controller", max_yaw_rate=0.8, yaw_kp=0.0, yaw_kd=0.0).successful
     assert feed(left, 1.0).angular.z == 0.0, "yaw_kp = 0: no yaw"
     assert not set_params(probe, "follow_controller", max_yaw_rate=-1.0).successful, "range enforced"
-    # timeout: boxes stop; with 2 s the controller holds its command well past the default 0.5 s.
-    assert set_params(probe, "follow_controller", yaw_kp=1.0, timeout=2.0, max_frame_gap=5.0).successful
+    # timeout: boxes stop; with 0.9 s (the most a 20 Hz control rate allows) the controller holds its
+    # command past the default 0.5 s.
+    assert set_params(probe, "follow_controller", yaw_kp=1.0, timeout=0.9, max_frame_gap=5.0).successful
     assert feed(left, 0.8).angular.z > 0.5
     stop = time.monotonic()
-    probe.spin(1.2)
-    assert all(moving(c) for t, c in cmds if t > stop), "timeout 2 s: still following 1.2 s after the last box"
-    probe.spin(1.5)
+    probe.spin(0.5)
+    assert all(moving(c) for t, c in cmds if t > stop), "timeout 0.9 s: still following 0.5 s after the last box"
+    probe.spin(1.0)
     assert not moving(cmds[-1][1])
