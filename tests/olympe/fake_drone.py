@@ -5,6 +5,11 @@ Run with Olympe's virtualenv, inside the tests' private network namespace only:
 Answers the connection handshake (AllStates / AllSettings) and writes one JSON line per command it receives:
 {"t": wall-clock s, "name": "ardrone3.Piloting.PCMD", "args": {...}}. Prints READY once listening.
 --ignore NAME: never answer that command (a take-off the drone does not acknowledge).
+--listen-at EPOCH: start listening only then (wall clock): a drone that comes back after booting, at a
+precise time however long this process took to start.
+--model: anafi4k (default: the drone the bridge is for; Olympe connects in well under a second) or generic
+(Olympe's default device type, ANAFI 2: Olympe then asks for states a fake drone never sends, ~3 s each,
+and connects after ~12 s).
 --battery START,DRAIN: telemetry every 0.2 s (battery at START %, down by DRAIN % per second from the first
 PCMD on: flying drains it; GPS position,
 altitude, attitude, speed, WiFi RSSI), values fixed below so a test can check them.
@@ -20,6 +25,7 @@ import threading
 import time
 
 import olympe
+import olympe_deps as od
 from olympe.controllers.device import DeviceBase
 from olympe.enums.ardrone3.PilotingState import FlyingStateChanged_State as flying_state
 from olympe.messages import common
@@ -30,6 +36,8 @@ from olympe.messages.ardrone3.PilotingState import (
     PositionChanged,
     SpeedChanged,
 )
+
+MODELS = {"anafi4k": od.ARSDK_DEVICE_TYPE_ANAFI4K, "generic": od.ARSDK_DEVICE_TYPE_ANAFI_2}
 
 olympe.log.update_config({"loggers": {"olympe": {"level": "CRITICAL"}, "ulog": {"level": "CRITICAL"}}})
 
@@ -66,9 +74,11 @@ def main() -> int:
     ap.add_argument("log")
     ap.add_argument("--ignore", nargs="*", default=[], help="commands never answered")
     ap.add_argument("--battery", default="", help="START,DRAIN: send telemetry, battery draining DRAIN %%/s")
+    ap.add_argument("--listen-at", type=float, default=0.0, help="wall-clock time to start listening at")
+    ap.add_argument("--model", choices=MODELS, default="anafi4k", help="device type announced to Olympe")
     ns = ap.parse_args()
     out = open(ns.log, "a", buffering=1)  # line-buffered: the test reads it while we run
-    device = DeviceBase()
+    device = DeviceBase(drone_type=MODELS[ns.model])
     lock = threading.Lock()
     flying: list[float] = []  # time of the first PCMD
 
@@ -88,6 +98,7 @@ def main() -> int:
             device._send_command_raw(event_type, dict(event_args))
 
     device.subscribe(on_message, None)
+    time.sleep(max(0.0, ns.listen_at - time.time()))
     device.listen()
     print("READY", flush=True)
     stop = threading.Event()
