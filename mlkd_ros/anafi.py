@@ -11,6 +11,7 @@ speed, rotation speed, max altitude, max distance (geofence), gimbal pitch (~/gi
 degrees), and the camera's exposure mode / EV compensation / max ISO that matter at night.
 Low-battery failsafe: at `battery_hover_percent` the bridge disarms and hovers, at `battery_rth_percent` it
 sends return-to-home; each once per connection.
+Also the Olympe side of the drone link (mlkd_ros/drone_link.py): the controller, its messages and log levels.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ import math
 from dataclasses import dataclass, field
 
 from geometry_msgs.msg import QuaternionStamped, Vector3Stamped
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import BatteryState, NavSatFix, NavSatStatus
-from std_msgs.msg import Float32, Int16
+from std_msgs.msg import Float32, Int16, String
 
+SKYCONTROLLER_IPS = ("192.168.53.1",)
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 UNKNOWN_GPS = 500.0  # what the Anafi reports for latitude/longitude/altitude without a fix
 
 SETTING_PARAMS = {  # parameter -> (default, description, lo, hi)
@@ -39,6 +43,67 @@ CAMERA_PARAMS = {  # Olympe camera enum names; '' = keep the drone's setting
     "ev_compensation": ("", "camera EV compensation, e.g. ev_1_00 (+1 EV) or ev_minus_0_67"),
     "max_iso": ("", "camera max ISO sensitivity in automatic modes, e.g. iso_3200"),
 }
+
+
+def controller(ip: str):
+    """A new, unconnected Olympe controller for this address (a SkyController's, or a drone's)."""
+    import olympe
+
+    return (olympe.SkyController if ip in SKYCONTROLLER_IPS else olympe.Drone)(ip)
+
+
+def quiet_olympe(level: str) -> None:
+    """Olympe logs every state change at INFO; keep it to `level` (ulog is the C libraries' logger)."""
+    try:
+        import olympe
+
+        olympe.log  # noqa: B018 (a folder named olympe on the path is no Olympe)
+    except (ImportError, AttributeError):  # no Olympe: video through OpenCV, nothing to quieten
+        return
+    level = level.upper()
+    quiet = "CRITICAL" if level in ("ERROR", "CRITICAL") else level
+    # olympe.media retries a media-download websocket we never use and logs each failure as an error.
+    loggers = {"olympe": {"level": level}, "olympe.media": {"level": quiet}, "ulog": {"level": quiet}}
+    olympe.log.update_config({"loggers": loggers})
+
+
+def send_hover(drone) -> None:
+    """One zero PCMD now (not at Olympe's next 25 ms piloting tick)."""
+    from olympe.messages.ardrone3.Piloting import PCMD
+
+    drone(PCMD(flag=0, roll=0, pitch=0, yaw=0, gaz=0, timestampAndSeqNum=0))
+
+
+def flight_command(name: str):
+    """ardrone3.Piloting.<name>(): TakeOff, Landing."""
+    from olympe.messages.ardrone3 import Piloting
+
+    return getattr(Piloting, name)()
+
+
+def navigate_home():
+    from olympe.messages.ardrone3.Piloting import NavigateHome
+
+    return NavigateHome(start=1)
+
+
+def apply_settings(drone, settings: dict, gimbal: bool, logger) -> None:
+    """Drone limits and camera settings (sent, not waited for); a bad one is reported and skipped."""
+    groups = {
+        "drone limits": lambda: setting_commands(settings),
+        "camera": lambda: camera_commands(settings),
+        "gimbal": lambda: [gimbal_command(settings["gimbal_pitch_deg"])] if gimbal else [],
+    }
+    n = 0
+    for what, build in groups.items():
+        try:  # a bad camera enum name fails here: say which, keep the link (and its thread) going
+            for cmd in build():
+                drone(cmd)
+                n += 1
+        except Exception as exc:
+            logger.error(f"{what} settings not sent: {type(exc).__name__}: {exc}")
+    if n:
+        logger.info(f"sent {n} drone settings")
 
 
 def setting_commands(p: dict) -> list:
@@ -127,7 +192,8 @@ class Failsafe:
 
 
 class Telemetry:
-    """Publishers for the drone's state, fed with Olympe state dicts by `update(drone)`."""
+    """Publishers for the drone's state, fed with Olympe state dicts by `update(drone)`; `flying_state` is
+    also published (latched) on ~/flying_state."""
 
     def __init__(self, node, qos, frame_id: str = "base_link") -> None:
         self.node, self.frame_id = node, frame_id
@@ -139,8 +205,10 @@ class Telemetry:
             "speed": node.create_publisher(Vector3Stamped, "~/speed", qos),
             "link_quality": node.create_publisher(Int16, "~/link_quality", qos),
         }
+        self.flying_pub = node.create_publisher(String, "~/flying_state", LATCHED)
         self._last: dict[str, dict] = {}
         self.battery_percent: float | None = None
+        self.flying_state = "unknown"
 
     def _messages(self):
         from olympe.messages.ardrone3.PilotingState import (
@@ -162,7 +230,18 @@ class Telemetry:
 
     def update(self, drone) -> list[str]:
         """Publish what changed since the last call; returns the names published."""
+        from olympe.messages.ardrone3.PilotingState import FlyingStateChanged
+
         published = []
+        try:
+            state = drone.get_state(FlyingStateChanged)["state"]
+            name = getattr(state, "name", str(state))
+        except Exception:  # Olympe raises until the drone has sent one
+            name = self.flying_state
+        if name != self.flying_state:
+            self.flying_state = name
+            self.flying_pub.publish(String(data=name))
+            published.append("flying_state")
         for name, message in self._messages().items():
             try:
                 state = dict(drone.get_state(message))
