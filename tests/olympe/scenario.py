@@ -565,8 +565,9 @@ def scenario_video_gap(ns: argparse.Namespace) -> dict:
         stop(procs.get("rtsp"))
 
 
-def fake_drone(log: Path, work: Path, *extra: str) -> subprocess.Popen:
-    """extra: command names never answered (ardrone3.Piloting.TakeOff), then fake_drone.py options."""
+def fake_drone(log: Path, work: Path, *extra: str, ready: bool = True) -> subprocess.Popen:
+    """extra: command names never answered (ardrone3.Piloting.TakeOff), then fake_drone.py options.
+    ready: wait until it listens (else read its READY line later, `wait_ready`)."""
     args = [os.environ["MLKD_OLYMPE_PYTHON"], str(Path(__file__).parent / "fake_drone.py"), str(log)]
     ignore = [e for e in extra if "." in e and not e.startswith("-") and not e[0].isdigit()]
     if ignore:
@@ -575,8 +576,13 @@ def fake_drone(log: Path, work: Path, *extra: str) -> subprocess.Popen:
     p = subprocess.Popen(
         args, stdout=subprocess.PIPE, stderr=(work / f"{log.stem}.log").open("wb"), text=True, start_new_session=True
     )
-    assert p.stdout.readline().startswith("READY")
+    if ready:
+        wait_ready(p)
     return p
+
+
+def wait_ready(p: subprocess.Popen) -> None:
+    assert p.stdout.readline().startswith("READY")
 
 
 class Pilot(Node):
@@ -616,10 +622,10 @@ class Pilot(Node):
         self.cmd_pub.publish(t)
         return time.time()
 
-    def fly(self, seconds: float, speed: float = 1.0) -> None:
-        """cmd_vel at 20 Hz, as the follow controller sends it."""
+    def fly(self, seconds: float, speed: float = 1.0, until=None) -> None:
+        """cmd_vel at 20 Hz, as the follow controller sends it (for `seconds`, or until `until()`)."""
         end = time.monotonic() + seconds
-        while time.monotonic() < end:
+        while time.monotonic() < end and not (until and until()):
             self.cmd(speed)
             spin_for(self, 0.05)
 
@@ -736,6 +742,190 @@ def scenario_link(ns: argparse.Namespace) -> dict:
         stop(drone)
 
 
+def moving(p: dict) -> bool:
+    return bool(p["roll"] or p["pitch"] or p["yaw"] or p["gaz"])
+
+
+def threads_of(pid: int) -> int | None:
+    """Thread count of a process of this PID namespace (/proc here is the host's: match on NSpid)."""
+    ours = os.readlink("/proc/self/ns/pid")
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            if os.readlink(status.parent / "ns" / "pid") != ours:
+                continue
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+        except OSError:
+            continue
+        if fields.get("NSpid", "").split()[-1:] == [str(pid)]:
+            return int(fields["Threads"])
+    return None
+
+
+BOOT_S = 3.5
+
+
+def scenario_reconnect(ns: argparse.Namespace) -> dict:
+    """One bridge; the fake drone SIGKILLed while armed and flying, started again after each absence in turn.
+
+    A drone started again answers only after booting: the fake one listens BOOT_S after its restart, at a
+    precise time. In the 20 s round that is ~23.5 s after the loss, when Olympe's 45 s connect (which the
+    bridge once started right at the loss) switches from Net to NetRaw discovery: a drone appearing then
+    left the bridge's one controller in an 'Error' state for good. The operator keeps sending cmd_vel at
+    20 Hz all along. Per round: loss report, PCMD count, the back-off the bridge was waiting when the drone
+    came back (its last "retrying in N s"), reconnect time, what the returned drone received before and
+    after a new arm, the bridge's thread count.
+    """
+    import re
+
+    work = Path(ns.work)
+    env = ros_env(DOMAIN)
+    os.environ.update(env)
+    drone = fake_drone(work / "drone0.jsonl", work)
+    bridge = start(
+        node_cmd("mlkd_ros.olympe_bridge", {"drone_ip": "127.0.0.1"}, "olympe_bridge"), work / "bridge.log", env
+    )
+    rclpy.init()
+    node = Pilot()
+    out: dict = {"rounds": []}
+    try:
+        t0 = time.time()
+        spin_for(node, 90.0, until=lambda: node.diag.get("drone_state") == "connected")
+        out["first_connect_s"] = time.time() - t0
+        for i, absence in enumerate(float(a) for a in ns.absences.split(",")):
+            r: dict = {"absence_s": absence}
+            out["rounds"].append(r)
+            log, new_log = work / f"drone{i}.jsonl", work / f"drone{i + 1}.jsonl"
+            r["arm"] = node.call(node.arm, True)
+            t_arm = time.time()
+            node.fly(1.0)
+            r["pcmd_armed"] = len([p for p in read_pcmds(log) if p["t"] > t_arm and moving(p)])
+            drone.kill()
+            drone.wait()
+            t_kill = time.time()
+            t_back = t_kill + absence + BOOT_S  # when the returned drone listens
+            drone = fake_drone(new_log, work, "--listen-at", f"{t_back:.3f}", ready=False)
+            node.fly(t_back - 0.5 - time.time())  # the follow controller does not know
+            lost = [d for d in node.diags if d[0] > t_kill and d[2]["drone_state"] == "disconnected"]
+            r["loss_reported_s"] = lost[0][0] - t_kill if lost else None
+            away = [d for d in node.diags if lost and d[0] >= lost[0][0]]
+            r["states_away"] = sorted({d[2]["drone_state"] for d in away})
+            r["armed_away"] = sorted({d[2]["armed"] for d in away})
+            r["pcmd_sent_away"] = sorted({int(d[2]["pcmd_sent"]) for d in away})
+            r["arm_while_away"] = node.call(node.arm, True)
+            wait_ready(drone)
+            r["late_s"] = time.time() - t_back  # listening after t_back by this much (~0)
+            want = str(i + 2)
+            node.fly(60.0, until=lambda w=want: node.diag.get("drone_connections") == w)
+            up = [d for d in node.diags if d[0] > t_back and d[2]["drone_connections"] == want]
+            r["reconnect_s"] = up[0][0] - t_back if up else None
+            t_up = up[0][0] if up else time.time()
+            retry = [
+                d[2]["drone_detail"]
+                for d in node.diags
+                if t_kill < d[0] < t_up and "retrying in" in d[2]["drone_detail"]
+            ]
+            found = re.search(r"retrying in ([0-9.]+) s", retry[-1]) if retry else None
+            r["backoff_s"] = float(found.group(1)) if found else 0.0  # 0: no failed attempt, none waited
+            r["retry_detail"] = retry[-1] if retry else ""
+            if not up:
+                r["drone_detail"] = node.diag.get("drone_detail")
+                break
+            r["armed_after_reconnect"] = up[0][2]["armed"]
+            node.fly(1.0)
+            r["pcmd_before_rearm"] = len(read_pcmds(new_log))
+            r["rearm"] = node.call(node.arm, True)
+            t_rearm = time.time()
+            node.fly(1.0)
+            r["pcmd_after_rearm"] = len([p for p in read_pcmds(new_log) if p["t"] > t_rearm and moving(p)])
+            r["bridge_threads"] = threads_of(bridge.pid)
+        out["disarm"] = node.call(node.arm, False)
+        return out
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+        stop(bridge)
+        stop(drone)
+
+
+def spin_until_done(node: Node, futures: list, timeout: float) -> dict[int, float]:
+    """Spin until every future is done; returns index -> wall time it was first seen done."""
+    done: dict[int, float] = {}
+    end = time.monotonic() + timeout
+    while len(done) < len(futures) and time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.01)
+        now = time.time()
+        done.update({k: now for k, f in enumerate(futures) if f.done() and k not in done})
+    return done
+
+
+def scenario_pending(ns: argparse.Namespace) -> dict:
+    """Take-offs and landings the fake drone never acknowledges (flight_ack_timeout 2 s); 1 s into their wait,
+    while flying, the operator presses emergency hover or disarm. Per case: that answer's latency, when the
+    drone got a zero PCMD and its last PCMD, and every pending command's answer and latency."""
+    work = Path(ns.work)
+    env = ros_env(DOMAIN)
+    os.environ.update(env)
+    log = work / "drone.jsonl"
+    drone = fake_drone(log, work, "ardrone3.Piloting.TakeOff", "ardrone3.Piloting.Landing")
+    params = {"drone_ip": "127.0.0.1", "flight_ack_timeout": 2.0}
+    bridge = start(node_cmd("mlkd_ros.olympe_bridge", params, "olympe_bridge"), work / "bridge.log", env)
+    rclpy.init()
+    node = Pilot()
+    out: dict = {"cases": []}
+    try:
+        spin_for(node, 90.0, until=lambda: node.diag.get("drone_state") == "connected")
+        for pending, action in (
+            ("takeoff", "emergency_hover"),
+            ("land", "disarm"),
+            ("takeoff", "disarm"),
+            ("land", "emergency_hover"),
+            ("takeoff,takeoff,land,land", "emergency_hover"),  # an impatient operator presses each twice
+            ("takeoff,takeoff,land,land", "disarm"),
+        ):
+            r: dict = {"pending": pending, "action": action}
+            out["cases"].append(r)
+            r["arm"] = node.call(node.arm, True)
+            node.fly(0.5)
+            t_case = time.time()
+            futs = [(name, node.call_async(node.triggers[name], None), time.time()) for name in pending.split(",")]
+            seen: dict[int, float] = {}  # a repeated request is answered during this second
+            end = time.monotonic() + 1.0
+            while time.monotonic() < end:
+                node.cmd(1.0)
+                spin_for(node, 0.05)
+                now = time.time()
+                seen.update({k + 1: now for k, (_, f, _) in enumerate(futs) if f.done() and k + 1 not in seen})
+            t = time.time()
+            fut = (
+                node.call_async(node.arm, False) if action == "disarm" else node.call_async(node.triggers[action], None)
+            )
+            done = spin_until_done(node, [fut] + [f for _, f, _ in futs], 10.0)
+            done.update(seen)
+            r["answer_s"] = done[0] - t if 0 in done else None
+            r["answer"] = [fut.result().success, fut.result().message] if fut.done() else None
+            r["commands"] = [
+                [name, f.result().success, f.result().message, done[k + 1] - sent] if k + 1 in done else [name, None]
+                for k, (name, f, sent) in enumerate(futs)
+            ]
+            spin_for(node, 1.0)
+            pcmds = read_pcmds(log)
+            r["moving_before"] = len([p for p in pcmds if t - 0.5 < p["t"] < t and moving(p)])
+            r["zero_reached_s"] = next((p["t"] - t for p in pcmds if p["t"] > t and not moving(p)), None)
+            r["moving_after_s"] = [p["t"] - t for p in pcmds if p["t"] > t + 0.1 and moving(p)]
+            r["last_pcmd_s"] = max((p["t"] - t for p in pcmds), default=None)
+            lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+            flight = [
+                d["name"].rsplit(".", 1)[1] for d in lines if d["t"] > t_case and "Piloting.PCMD" not in d["name"]
+            ]
+            r["drone_got"] = {n: flight.count(n) for n in ("TakeOff", "Landing")}
+        return out
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+        stop(bridge)
+        stop(drone)
+
+
 SETTINGS = {
     "max_tilt_deg": 15.0,
     "max_vertical_speed": 1.5,
@@ -763,7 +953,7 @@ def scenario_telemetry(ns: argparse.Namespace) -> dict:
     env = ros_env(DOMAIN)
     os.environ.update(env)
     log = work / "drone.jsonl"
-    drone = fake_drone(log, work, "--battery", "24,2")  # 24 %, 2 %/s once flying: 20 % after 2 s, 15 % after 4.5 s
+    drone = None
     params = {"drone_ip": "127.0.0.1", **SETTINGS}
     bridge = start(node_cmd("mlkd_ros.olympe_bridge", params, "olympe_bridge"), work / "bridge.log", env)
     rclpy.init()
@@ -786,6 +976,12 @@ def scenario_telemetry(ns: argparse.Namespace) -> dict:
     gimbal_pub = node.create_publisher(Float32, "olympe_bridge/gimbal_pitch", CONTROL_QOS)
     out: dict = {}
     try:
+        # Telemetry is published on change: the drone comes once our subscriptions see the bridge's publishers
+        # (the fake Anafi connects in under a second, before DDS would have matched them).
+        seen = lambda: all(node.count_publishers(f"olympe_bridge/{n}") for n in topics)  # noqa: E731
+        spin_for(node, 60.0, until=lambda: bool(node.diag) and seen())
+        spin_for(node, 1.0)
+        drone = fake_drone(log, work, "--battery", "24,2")  # 24 %, 2 %/s once flying: 20 % after 2 s, 15 % after 4.5 s
         spin_for(node, 90.0, until=lambda: node.diag.get("drone_state") == "connected")
         spin_for(node, 5.0, until=lambda: len(got) == len(topics))
         b, g, q, v = got.get("battery"), got.get("gps"), got.get("attitude"), got.get("speed")
@@ -893,12 +1089,19 @@ def main() -> int:
     m.add_argument("--work", required=True)
     k = sub.add_parser("link")
     k.add_argument("--work", required=True)
+    c = sub.add_parser("reconnect")
+    c.add_argument("--absences", default="5,20,60", help="seconds the drone stays away, in turn")
+    c.add_argument("--work", required=True)
+    pe = sub.add_parser("pending")
+    pe.add_argument("--work", required=True)
     ns = ap.parse_args()
     out = {
         "video": scenario_video,
         "e2e": scenario_e2e,
         "replay": scenario_replay,
         "link": scenario_link,
+        "reconnect": scenario_reconnect,
+        "pending": scenario_pending,
         "video_gap": scenario_video_gap,
         "telemetry": scenario_telemetry,
     }[ns.what](ns)
