@@ -83,3 +83,52 @@ def recipe_markdown(recipes: dict[str, dict], per_seed: dict[str, dict[str, list
             f"{seeds(spreads['night'])} | {day} | {day_d} | {seeds(spreads['day'])} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _only(summary: dict, names: set[str]) -> dict:
+    """A summary restricted to some sequences (a split's validation part inside a larger one)."""
+    trackers = {
+        t: {**r, "sequences": {n: v for n, v in r["sequences"].items() if n in names}}
+        for t, r in summary["trackers"].items()
+    }
+    return {**summary, "trackers": trackers}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m mlkd_training.seeds SELECT_DIR [--subset SPLIT.yaml#val]`: the seed-mean rows of a finished
+    `mlkd select`, optionally on the sequences of another split's part (e.g. night_v2's six inside night_v3's
+    ten, to compare confidence-interval widths on the same runs)."""
+    import argparse
+    import sys
+
+    import yaml
+
+    parser = argparse.ArgumentParser(prog="python -m mlkd_training.seeds", description=main.__doc__)
+    parser.add_argument("select_dir", type=Path)
+    parser.add_argument("--subset", default=None, help="SPLIT.yaml#part: score only its sequences")
+    args = parser.parse_args(argv)
+    selection = json.loads((args.select_dir / "selection.json").read_text())
+    groups = {r: v["members"] for r, v in selection.get("recipes", {}).items()}
+    seeds = selection["seeds"]
+    eval_dir = args.select_dir / "eval"
+    night = [json.loads((eval_dir / f"dark{s}" / "summary.json").read_text()) for s in seeds]
+    clean = json.loads((eval_dir / "clean" / "summary.json").read_text())
+    if args.subset:
+        path, _, part = args.subset.partition("#")
+        names = {Path(p).name for p in yaml.safe_load(Path(path).read_text())[part]}
+        night, clean = [_only(s, names) for s in night], _only(clean, names)
+    add_recipe_means([*night, clean], groups)
+    names = ["base", *(recipe_name(r) for r in groups), *(m for ms in groups.values() for m in ms)]
+    rows = compare(night, clean, names, "base")
+    for name in names:
+        r = rows[name]
+        n, d = r["night_delta"], r.get("clean_delta", (float("nan"),) * 3)
+        sys.stdout.write(
+            f"{name}: night {r['night'][0]:.3f} [{r['night'][1]:.3f}, {r['night'][2]:.3f}] "
+            f"delta {n[0]:+.3f} [{n[1]:+.3f}, {n[2]:+.3f}] (width {n[2] - n[1]:.3f}); day delta {d[0]:+.3f}\n"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

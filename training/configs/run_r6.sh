@@ -3,7 +3,8 @@
 # chunks of CHUNK steps: every seed reaches step 300 before any goes on to 600, and so on, so when the
 # time runs out all seeds stop at the same step of the same schedule. After each chunk the students are
 # kept as runs/<run>/students_step<N>/. Rerun to resume (each trainer call resumes from its last.pt).
-# Seeds 3 and 4 were trained afterwards: CONFIGS="nanotrack_night_r6_seed3 nanotrack_night_r6_seed4".
+# Seeds 3 and 4 (CONFIGS="nanotrack_night_r6_seed3 nanotrack_night_r6_seed4") were started afterwards and
+# stopped at steps 300 and 3 when the machine's load came back (not in Table II).
 set -e
 cd "$(dirname "$0")/../.."
 CHUNK=${CHUNK:-300}
