@@ -151,6 +151,11 @@ class Confidence:
         """The track's own level of check k (0 appearance cosine, 1 recall) on its first checks."""
         return max(max((e[k] for e in self._early), default=1.0), 1e-6)
 
+    @property
+    def features_checked(self) -> tuple[float, float]:
+        """The latest check, relative to the track's levels: (appearance, recall)."""
+        return self._checked
+
     def checked(self, cos: float, recall: float) -> None:
         """A check of the tracked box against the init frame: appearance cosine and recall response."""
         if self.calibrating:

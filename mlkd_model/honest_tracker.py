@@ -6,7 +6,7 @@ track(), a `status`: the network score, the confidence (mlkd_model.confidence) a
 box against the init frame: the template branch on a crop at the box (appearance), and that template
 searched in the init frame's search crop (recall).
 
-While the state is `lost` it looks for the target around the last place where it was sure of it: one
+While the state is `lost` it looks for the target around the last place where a check verified it: one
 extra search per frame, taking the centre and eight positions around it in turn. It moves the track onto a
 candidate only when the candidate passes the same checks better than what the tracker follows now; the
 state then climbs back to `tracking` through the confidence like any other frame.
@@ -44,8 +44,8 @@ class Redetection:
 
     enabled: bool = True
     min_score: float = 0.8
-    min_recall: float = 0.7
-    min_appearance: float = 0.8
+    min_recall: float = 0.9
+    min_appearance: float = 0.9
     margin: float = 0.2
     ring: float = 0.6  # probe centres this many search-crop sides from the last sure position
 
@@ -72,7 +72,7 @@ class HonestTracker(SiameseTracker):
         self._init_kernels: list[np.ndarray] | None = None
         self._init_search: np.ndarray | None = None
         self._near_centre = np.zeros(0, bool)
-        self._sure: tuple[np.ndarray, np.ndarray] | None = None  # centre and size where it last was sure
+        self._sure: tuple[np.ndarray, np.ndarray] | None = None  # centre and size where last verified
         self._frames = 0
         self._probe = 0
 
@@ -102,11 +102,11 @@ class HonestTracker(SiameseTracker):
         due = self._frames % self.check_every == 0 or self.confidence.calibrating or cues[2] > JUMP_CHECK
         if due and self._init_kernels is not None:
             self.confidence.checked(*self._check(frame, self.center, self.size, color))
+            if self.confidence.features_checked[1] >= self.redetection.min_recall:  # verified here, now
+                self._sure = (self.center.copy(), self.size.copy())
         conf = self.confidence.update(score, cues, box[2] * box[3])
         state = self.target_state.update(conf)
-        if state == "tracking" and conf >= self.target_state.rule.tracking_above:
-            self._sure = (self.center.copy(), self.size.copy())
-        elif state == "lost" and self.redetection.enabled and self._init_kernels is not None:
+        if state == "lost" and self.redetection.enabled and self._init_kernels is not None:
             found = self._redetect(frame, color)
             if found is not None:
                 box, score = found
