@@ -49,6 +49,7 @@ from mlkd_ros.topics import (
     INIT_TOPIC,
     OFFSET_TOPIC,
     RESET_SERVICE,
+    STATUS_TOPIC,
     compressed_topic,
 )
 from mlkd_ros.track_state import POLICIES, LossRule, TrackState
@@ -158,6 +159,8 @@ class TrackerNode(Node):
         self.cle_pub = self.create_publisher(PointStamped, CLE_TOPIC, CONTROL_QOS)  # against ground truth
         self.offset_pub = self.create_publisher(PointStamped, OFFSET_TOPIC, CONTROL_QOS)  # against image centre
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", CONTROL_QOS)
+        self.status_pub = self.create_publisher(DiagnosticArray, STATUS_TOPIC, CONTROL_QOS)
+        self._target, self._confidence = "tracking", math.nan  # the core's state and confidence, last frame
 
         self._skipped = SkippedFrames()
         self._recent: deque[tuple[int, Image, int]] = deque(maxlen=self.init_buffer)  # stamp, msg, index
@@ -208,6 +211,13 @@ class TrackerNode(Node):
     @property
     def state(self) -> str:
         return self.track.state
+
+    @property
+    def shown_state(self) -> str:
+        """The node's state, with the core's uncertain / lost inside an active track."""
+        return (
+            self._target if self.track.state in ("tracking", "low_score") and self._target != "tracking" else self.state
+        )
 
     @property
     def score(self) -> float:
@@ -441,7 +451,9 @@ class TrackerNode(Node):
         self.track.started(frame.shape)
         self._last_error = ""
         self.get_logger().info(f"tracking started on box {[round(v, 1) for v in box]}")
+        self._target, self._confidence = "tracking", 1.0  # the init box is the target by definition
         self._publish(msg.header, box, 1.0, frame.shape, index)
+        self._publish_status(msg.header, box, 1.0)
         # Do not track again on the very frame we initialised on.
         if latest is not None and latest[0] is msg:
             return None
@@ -470,8 +482,13 @@ class TrackerNode(Node):
         inference_ms = (time.perf_counter() - t0) * 1e3
         self.processed += 1
         publish = self.track.scored(score)
+        status = getattr(self.tracker, "status", None)  # the core's judgement: tracking / uncertain / lost
+        self._target = status.state if status is not None else "tracking"
+        self._confidence = status.confidence if status is not None else math.nan
         self._last_error = ""
-        self._publish(msg.header, box if publish else None, score, frame.shape, index)
+        # only `tracking` gives the follow controller a box: on any doubt it gets the empty polygon and holds
+        self._publish(msg.header, box if publish and self._target == "tracking" else None, score, frame.shape, index)
+        self._publish_status(msg.header, box, score)
         published = time.time_ns()
         self._done.append(time.monotonic())
         stamp = stamp_ns(msg.header)
@@ -488,6 +505,16 @@ class TrackerNode(Node):
         cle = self.cle.box(header, stamp_ns(header), box, shape, index)
         if cle is not None:
             self._publish_cle(header, cle)
+
+    def _publish_status(self, header, box: Box, score: float) -> None:
+        """tracker/status: box + score + state of one frame in one message (topics.STATUS_TOPIC)."""
+        state = self._target if self.state in ("tracking", "low_score") else self.state
+        level = {"tracking": DiagnosticStatus.OK, "uncertain": DiagnosticStatus.WARN}.get(state, DiagnosticStatus.ERROR)
+        values = {"state": state, "confidence": f"{self._confidence:.3f}", "score": f"{score:.3f}"}
+        values.update(zip("xywh", (f"{v:.2f}" for v in box), strict=True))
+        status = DiagnosticStatus(level=level, name="tracker", message=state, hardware_id="mlkd")
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        self.status_pub.publish(DiagnosticArray(header=header, status=[status]))
 
     def _publish_cle(self, header, cle: Cle) -> None:
         pt = PointStamped(header=header)
@@ -508,8 +535,8 @@ class TrackerNode(Node):
         error = self._last_error or self._model_error  # the newest problem first
         if error:
             status.level, status.message = DiagnosticStatus.ERROR, error
-        elif self.state in ("lost", "low_score", "stale"):
-            text = f"target {self.state.replace('_', ' ')}"
+        elif self.shown_state in ("lost", "low_score", "stale", "uncertain"):
+            text = f"target {self.shown_state.replace('_', ' ')}"
             if self.track.reason:
                 text += f": {self.track.reason}"
             if self.track.needs_init and self.state == "lost":
@@ -518,7 +545,8 @@ class TrackerNode(Node):
         else:
             status.level, status.message = DiagnosticStatus.OK, self.state
         values = {
-            "state": self.state,
+            "state": self.shown_state,
+            "confidence": f"{self._confidence:.3f}",
             "reason": self.track.reason,
             "frame_age_s": f"{now - self._last_frame_t:.2f}",
             "score": f"{self.score:.3f}",
