@@ -1,7 +1,9 @@
 """A model directory = ONNX branches + `manifest.json` that says what they are (no torch needed).
 
 manifest.json: format version, family, tracker parameters, the files with their sha256, the
-input/output names and shapes, and where the weights came from.
+input/output names and shapes, and where the weights came from. An INT8 directory (`mlkd quantize`)
+adds `quantization`: format, activation and weight types, `reduce_range` (7-bit weights) and
+`worst_pair_sum` (<= 32767: CPUs without VNNI compute the same as those with it), and its calibration.
 """
 
 from __future__ import annotations

@@ -4,6 +4,15 @@ The search branch (run every frame) is quantised: weights per channel to int8, a
 QDQ format, so ONNX Runtime's CPU provider fuses them into integer kernels. The template branch runs
 once per track and stays float32, which also keeps the kernels it hands the search branch exact.
 
+The weights use 7 of the 8 bits (|w| <= 64, ONNX Runtime's `reduce_range`) so that the model computes
+the same on every x86-64 CPU. ONNX Runtime multiplies uint8 activations by int8 weights; with VNNI the
+products are summed in int32, but on CPUs without it (AVX2, AVX-512 without VNNI) each pair of
+neighbouring products is first summed in saturating int16 (`vpmaddubsw`). With 8-bit weights a pair
+reaches 2 x 255 x 127 = 64770 and is clipped: measured under an emulated AVX2 CPU, mean IoU on
+otb_Crossing fell from 0.68 to 0.28. With 7-bit weights a pair is at most 2 x 255 x 64 = 32640 < 32767,
+so no pair can saturate and both paths compute the exact sums; `worst_pair_sum` checks the written graph.
+Signed activations do not help: ONNX Runtime turns them back into uint8 on x86 (0.33 under emulation).
+
 Calibration inputs are what the tracker feeds that branch: kernels of a template crop around a
 ground-truth box, and a search crop of a later frame of the same sequence around its ground truth
 (shifted and rescaled a little, as a tracker that is slightly off would crop it), half of the pairs
@@ -33,6 +42,9 @@ from mlkd_training.night import darken, frame_rng, sequence_params
 log = logging.getLogger(__name__)
 
 FORBIDDEN_SPLITS = ("val", "validation")
+# The int16 that a non-VNNI x86 CPU sums each pair of uint8 x int8 products into, saturating.
+INT16_MAX = 32767
+UINT8_MAX = 255
 # The default calibration data: the training part of the checked-in split (the shared folder named
 # "train" also holds three of its validation sequences).
 TRAIN_SPLIT = f"{Path(__file__).resolve().parent / 'splits' / 'night_v2.yaml'}#train"
@@ -100,6 +112,24 @@ class _SearchFeeds:
         return {**dict(zip(self.names, kernels, strict=True)), "search": x}
 
 
+def worst_pair_sum(model_path: str | Path) -> tuple[int, str]:
+    """The largest |a1*w1 + a2*w2| that uint8 activations a and any two int8 weights w of one tensor of the
+    graph can make, and that tensor's name: above INT16_MAX a CPU without VNNI would saturate it."""
+    import onnx
+    from onnx import numpy_helper
+
+    worst, name = 0, ""
+    for init in onnx.load(str(model_path)).graph.initializer:
+        if init.data_type != onnx.TensorProto.INT8:
+            continue
+        w = np.abs(numpy_helper.to_array(init).astype(np.int64)).ravel()
+        top = np.sort(w)[-2:]  # packing decides which weights pair up: bound it by the two largest
+        bound = UINT8_MAX * int(top.sum() if len(top) == 2 else 2 * top.sum())
+        if bound > worst:
+            worst, name = bound, init.name
+    return worst, name
+
+
 def check_calibration_data(data: str | Path, sequences: list[Sequence]) -> None:
     """Refuse a validation split (or one of its sequences) as calibration data, naming the folder."""
     split = split_file(data)
@@ -124,6 +154,7 @@ def quantize_model(
     model_dir: str | Path, out_dir: str | Path, data: str | Path = TRAIN_SPLIT, crops: int = 300, seed: int = 0
 ) -> Path:
     """Write `out_dir`: the float template branch, the INT8 search branch and a manifest saying how."""
+    from onnxruntime import __version__ as ort_version
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -147,7 +178,14 @@ def quantize_model(
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
+            reduce_range=True,  # 7-bit weights: the same sums with and without VNNI (module docstring)
             extra_options={"CalibMaxIntermediateOutputs": 64},
+        )
+    worst, tensor = worst_pair_sum(out_dir / "search.onnx")
+    if worst > INT16_MAX:  # only if ONNX Runtime stopped honouring reduce_range
+        raise QuantizeError(
+            f"{out_dir / 'search.onnx'}: weights of {tensor} reach a uint8 x int8 pair sum of {worst} > {INT16_MAX}, "
+            "which CPUs without VNNI saturate"
         )
     shutil.copyfile(model.file("template"), out_dir / "template.onnx")
     files = {"template": "template.onnx", "search": "search.onnx"}
@@ -155,11 +193,16 @@ def quantize_model(
         key: model.info[key] for key in ("inputs", "outputs", "source_checkpoint", "source_sha256") if key in model.info
     }
     info["quantization"] = {
-        "tool": "onnxruntime.quantization.quantize_static",
+        "tool": f"onnxruntime {ort_version} quantization.quantize_static",
         "branches": {
-            "search": "int8 (QDQ; weights int8 per channel, activations uint8, MinMax)",
+            "search": "int8 (QDQ; weights int8 per channel in 7 bits, activations uint8, MinMax)",
             "template": "float32",
         },
+        "format": "QDQ",
+        "activations": "uint8",
+        "weights": "int8, symmetric, per channel",
+        "reduce_range": True,  # weights in [-64, 64]
+        "worst_pair_sum": worst,  # <= 32767: CPUs with and without VNNI compute the same (no int16 saturation)
         "source_model": str(model.path),
         "source_search_sha256": sha256(model.file("search")),
         "calibration_data": str(data),

@@ -1,6 +1,6 @@
 """`mlkd quantize MODEL_DIR --out DIR`: INT8 search branch by ONNX Runtime static quantisation (training crops).
 
-Write OUT, a model directory like MODEL_DIR's with its search branch quantised to INT8 (QDQ, weights per
+Write OUT, a model directory like MODEL_DIR's with its search branch quantised to INT8 (QDQ, 7-bit weights per
 channel) and the float template branch; calibrated on --crops template/search pairs from the training
 sequences in --data (half of them darkened). Validation folders are refused.
 """
