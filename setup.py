@@ -22,6 +22,7 @@ setup(
     + [f"mlkd_training.{p}" for p in find_packages("training")],
     package_dir={"mlkd_training": "training"},
     package_data={
+        "mlkd_model": ["confidence_default.json"],  # the embedded model's confidence and state rule
         "mlkd_model.default_model": ["*.onnx", "*.json", "SOURCE.txt"],
         "mlkd_training": ["configs/*.yaml"],
         "mlkd_ros.console": ["static/*"],
