@@ -97,7 +97,8 @@ class ConfidenceModel:
         if not 0.0 <= self.smoothing < 1.0:
             raise ValueError(f"confidence model: smoothing must be in [0, 1), got {self.smoothing}")
 
-    def logit(self, features: dict[str, float]) -> float:
+    def linear(self, features: dict[str, float]) -> float:
+        """The logistic model's linear predictor (the confidence's log-odds before smoothing)."""
         z = self.bias
         for name, w in self.weights.items():
             v = features.get(name, math.nan)
@@ -107,7 +108,7 @@ class ConfidenceModel:
         return z
 
     def instant(self, features: dict[str, float]) -> float:
-        z = min(max(self.logit(features), -50.0), 50.0)
+        z = min(max(self.linear(features), -50.0), 50.0)
         return 1.0 / (1.0 + math.exp(-z))
 
 
@@ -138,9 +139,8 @@ class Confidence:
         self._early: list[tuple[float, float]] = []  # first checks' (cosine, recall): the track's own levels
         self._checked = (math.nan, math.nan)
         self._prev_area = math.nan
-        self._smooth = math.nan
         self.features: dict[str, float] = {}
-        self.value = 1.0
+        self.value = math.nan  # the smoothed confidence; NaN until the first frame
 
     @property
     def calibrating(self) -> bool:
@@ -179,6 +179,5 @@ class Confidence:
         }
         now = self.model.instant(self.features)
         a = self.model.smoothing
-        self._smooth = now if not math.isfinite(self._smooth) else a * self._smooth + (1 - a) * now
-        self.value = self._smooth
+        self.value = now if not math.isfinite(self.value) else a * self.value + (1 - a) * now
         return self.value

@@ -141,8 +141,8 @@ def fit_logistic(d: dict[str, np.ndarray], features: tuple[str, ...], l2: float 
     return replace(model, weights=dict(zip(features, map(float, w[:-1]), strict=True)), bias=float(w[-1]))
 
 
-def run_states(d: dict[str, np.ndarray], model: ConfidenceModel, rule: StateRule) -> tuple[np.ndarray, np.ndarray]:
-    """Smoothed confidence and state of every frame, replayed sequence by sequence."""
+def replay_confidence(d: dict[str, np.ndarray], model: ConfidenceModel) -> np.ndarray:
+    """The smoothed confidence of every recorded frame, restarted at every sequence."""
     z = feature_matrix(d, model) @ np.array(list(model.weights.values())) + model.bias
     inst = 1 / (1 + np.exp(-np.clip(z, -50, 50)))
     conf = np.empty_like(inst)
@@ -151,6 +151,12 @@ def run_states(d: dict[str, np.ndarray], model: ConfidenceModel, rule: StateRule
     for i in range(len(inst)):
         restart = i == 0 or key[i] != key[i - 1]
         conf[i] = inst[i] if restart else a * conf[i - 1] + (1 - a) * inst[i]
+    return conf
+
+
+def run_states(d: dict[str, np.ndarray], model: ConfidenceModel, rule: StateRule) -> tuple[np.ndarray, np.ndarray]:
+    """Smoothed confidence and state of every frame, replayed sequence by sequence."""
+    conf = replay_confidence(d, model)
     return conf, replay_states(d, conf, rule)
 
 
@@ -184,7 +190,7 @@ def choose_rule(datasets: list[dict[str, np.ndarray]], model: ConfidenceModel) -
     best = (-1.0, model, StateRule())
     for smoothing in (0.0, 0.5, 0.8, 0.9, 0.95):
         m = replace(model, smoothing=smoothing)
-        replayed = {id(d): run_states(d, m, StateRule())[0] for d in datasets}
+        replayed = {id(d): replay_confidence(d, m) for d in datasets}
         for t in np.linspace(0.05, 0.9, 35):
             for gap in (0.05, 0.1, 0.2):
                 rule = StateRule(
